@@ -1,0 +1,338 @@
+//! The PostgreSQL backend, for several processes sharing one database.
+//!
+//! Appends run through the same group-commit writer as SQLite, one per process. Each batch
+//! transaction first takes a transaction-level advisory lock, held until after its commit is
+//! visible, so global positions become visible strictly in order across all processes (the
+//! proof is in `docs/adr/0002-gap-free-global-reads.md`). Other processes learn of appends by
+//! `LISTEN`/`NOTIFY`.
+
+use crate::batch::{self, AppendRequest, Appender, BatchStore, StoredId};
+use crate::error::LogError;
+use crate::model::{
+    AppendResult, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
+};
+use crate::rows::{self, select_events, signed, unsigned};
+use crate::{EventLog, LogOptions, MAX_READ_BATCH};
+use async_trait::async_trait;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::{Acquire, Row};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// The channel on which every committed append batch is announced, with its last position.
+pub const NOTIFY_CHANNEL: &str = "parley_events";
+/// The advisory lock key that serialises append transactions (ASCII "parley").
+pub const APPEND_LOCK_KEY: i64 = 0x7061_726c_6579;
+
+/// The PostgreSQL event log. Cheap to share behind an `Arc`.
+pub struct PostgresLog {
+    pool: PgPool,
+    appender: Appender,
+    head: Arc<watch::Sender<Position>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl PostgresLog {
+    /// Connects to `url`, applies migrations, starts the writer and the notification listener.
+    pub async fn open(url: &str, options: LogOptions) -> Result<Self, LogError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Self::with_pool(pool, options).await
+    }
+
+    /// Uses an existing pool (which must allow at least two connections).
+    pub async fn with_pool(pool: PgPool, options: LogOptions) -> Result<Self, LogError> {
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(&pool)
+            .await?;
+        let head = Arc::new(watch::channel(Position(unsigned(head.unwrap_or(0), "position")?)).0);
+
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        let listen = tokio::spawn(follow_notifications(listener, pool.clone(), head.clone()));
+
+        let (queue, requests) = mpsc::channel(4096);
+        let store = PgStore { pool: pool.clone() };
+        let writer = tokio::spawn(batch::run_writer(
+            store,
+            requests,
+            head.clone(),
+            options.max_batch_events,
+            options.group_commit,
+        ));
+        Ok(PostgresLog {
+            pool,
+            appender: Appender::new(queue, &options),
+            head,
+            tasks: Mutex::new(vec![writer, listen]),
+        })
+    }
+
+    /// The connection pool, for callers that keep their own tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Moves the head watch forward on every notification from any process. After a lost
+/// connection (notifications may have been missed) it re-reads the head once.
+async fn follow_notifications(
+    mut listener: PgListener,
+    pool: PgPool,
+    head: Arc<watch::Sender<Position>>,
+) {
+    let advance = |to: Position| {
+        head.send_if_modified(|h| {
+            let moved = to > *h;
+            if moved {
+                *h = to;
+            }
+            moved
+        });
+    };
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                backoff = Duration::from_millis(50);
+                if let Ok(position) = notification.payload().parse::<u64>() {
+                    advance(Position(position));
+                }
+            }
+            Ok(None) => {
+                // The connection was lost and re-established: catch up on what was missed.
+                if let Ok(Some(position)) =
+                    sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(position) FROM events")
+                        .fetch_one(&pool)
+                        .await
+                {
+                    advance(Position(position.max(0) as u64));
+                }
+            }
+            Err(error) => {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(%error, "event notifications interrupted; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for PostgresLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, LogError> {
+        self.appender.append(stream, expected, events).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, LogError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM events WHERE stream_id = $1")
+                .bind(stream.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(StreamVersion(unsigned(version.unwrap_or(0), "version")?))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: StreamVersion,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows = sqlx::query(select_events!(
+            "WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
+        ))
+        .bind(stream.as_str())
+        .bind(signed(after.0))
+        .bind(limit.min(MAX_READ_BATCH) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::decode).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows = sqlx::query(select_events!(
+            "WHERE position > $1 ORDER BY position LIMIT $2"
+        ))
+        .bind(signed(after.0))
+        .bind(limit.min(MAX_READ_BATCH) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::decode).collect()
+    }
+
+    async fn head(&self) -> Result<Position, LogError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Position(unsigned(head.unwrap_or(0), "position")?))
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.head.subscribe()
+    }
+
+    async fn close(&self) {
+        self.appender.close();
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        let mut tasks = tasks.into_iter();
+        if let Some(writer) = tasks.next() {
+            let _ = writer.await;
+        }
+        for task in tasks {
+            task.abort();
+        }
+        self.pool.close().await;
+    }
+}
+
+/// The writer's side: one transaction per batch, under the append lock.
+struct PgStore {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl BatchStore for PgStore {
+    async fn commit_batch(
+        &mut self,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendResult, LogError>>, LogError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK_KEY)
+            .execute(&mut *tx)
+            .await?;
+
+        let mut streams: Vec<String> = requests.iter().map(|r| r.stream.to_string()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let ids: Vec<Uuid> = requests
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| e.event_id))
+            .collect();
+
+        // Heads, stored ids and the last timestamp in one round trip.
+        let rows = sqlx::query(
+            "SELECT 0 AS kind, stream_id, MAX(version) AS version, NULL::uuid AS event_id, 0::bigint AS position \
+               FROM events WHERE stream_id = ANY($1) GROUP BY stream_id \
+             UNION ALL \
+             SELECT 1, stream_id, version, event_id, position FROM events WHERE event_id = ANY($2) \
+             UNION ALL \
+             (SELECT 2, '', recorded_at, NULL, position FROM events ORDER BY position DESC LIMIT 1)",
+        )
+        .bind(&streams)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut heads = HashMap::new();
+        let mut stored = HashMap::new();
+        let mut last_recorded_at = 0;
+        for row in rows {
+            let kind: i32 = row.try_get(0)?;
+            let value: i64 = row.try_get(2)?;
+            match kind {
+                0 => {
+                    heads.insert(row.try_get::<String, _>(1)?, unsigned(value, "version")?);
+                }
+                1 => {
+                    stored.insert(
+                        row.try_get::<Uuid, _>(3)?,
+                        StoredId {
+                            stream: row.try_get(1)?,
+                            version: unsigned(value, "version")?,
+                            position: unsigned(row.try_get(4)?, "position")?,
+                        },
+                    );
+                }
+                _ => last_recorded_at = value,
+            }
+        }
+
+        let (planned, decisions) = batch::plan(requests, &heads, &stored);
+        let recorded_at = batch::batch_timestamp(&mut last_recorded_at);
+        let mut positions = HashMap::with_capacity(planned.len());
+        if !planned.is_empty() {
+            let n = planned.len();
+            let (mut stream_ids, mut versions, mut event_ids, mut types) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut schemas, mut metadata, mut payloads) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for row in &planned {
+                let request = &requests[row.request];
+                let event = &request.events[row.event];
+                stream_ids.push(request.stream.as_str());
+                versions.push(signed(row.version));
+                event_ids.push(event.event_id);
+                types.push(event.event_type.as_str());
+                schemas.push(i32::from(event.schema_version));
+                metadata.push(event.metadata.as_slice());
+                payloads.push(event.payload.as_slice());
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
+                                     recorded_at, metadata, payload) \
+                 SELECT s, v, i, t, sv, $8, m, p \
+                   FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], \
+                               $6::bytea[], $7::bytea[]) WITH ORDINALITY AS x(s, v, i, t, sv, m, p, n) \
+                  ORDER BY n \
+                 RETURNING event_id, position",
+            )
+            .bind(&stream_ids)
+            .bind(&versions)
+            .bind(&event_ids)
+            .bind(&types)
+            .bind(&schemas)
+            .bind(&metadata)
+            .bind(&payloads)
+            .bind(recorded_at)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut last = 0;
+            for row in inserted {
+                let position = unsigned(row.try_get(1)?, "position")?;
+                last = last.max(position);
+                positions.insert(row.try_get::<Uuid, _>(0)?, position);
+            }
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(last.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let results = batch::results(requests, &planned, decisions, &positions)?;
+        tx.commit().await?;
+        Ok(results)
+    }
+}

@@ -1,0 +1,18 @@
+-- The event log. Positions come from AUTOINCREMENT, so a position is never reused, even after
+-- the last event is deleted by hand: a checkpointed reader can never skip an event.
+CREATE TABLE events (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL CHECK (version >= 1),
+    event_id       BLOB    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+    metadata       BLOB    NOT NULL, -- MessagePack, named fields
+    payload        BLOB    NOT NULL  -- MessagePack, named fields
+);
+
+-- Optimistic concurrency and stream reads.
+CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
+-- Idempotent appends: an event id is stored once.
+CREATE UNIQUE INDEX events_event_id ON events (event_id);
