@@ -25,8 +25,6 @@ use uuid::Uuid;
 
 /// The channel on which every committed append batch is announced, with its last position.
 pub const NOTIFY_CHANNEL: &str = "parley_events";
-/// The advisory lock key that serialises append transactions (ASCII "parley").
-pub const APPEND_LOCK_KEY: i64 = 0x7061_726c_6579;
 
 /// The PostgreSQL event log. Cheap to share behind an `Arc`.
 pub struct PostgresLog {
@@ -37,6 +35,9 @@ pub struct PostgresLog {
 }
 
 impl PostgresLog {
+    /// The advisory lock key that serialises append transactions (ASCII "parley").
+    pub const APPEND_LOCK_KEY: i64 = 0x7061_726c_6579;
+
     /// Connects to `url`, applies migrations, starts the writer and the notification listener.
     pub async fn open(url: &str, options: LogOptions) -> Result<Self, LogError> {
         let pool = PgPoolOptions::new()
@@ -224,7 +225,7 @@ impl BatchStore for PgStore {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK_KEY)
+            .bind(PostgresLog::APPEND_LOCK_KEY)
             .execute(&mut *tx)
             .await?;
 
