@@ -18,6 +18,7 @@ mod error;
 mod model;
 mod postgres;
 mod rows;
+pub mod scratch;
 mod sqlite;
 mod subscription;
 #[cfg(feature = "testing")]

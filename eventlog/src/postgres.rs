@@ -274,7 +274,8 @@ impl BatchStore for PgStore {
             }
         }
 
-        let (planned, decisions) = batch::plan(requests, &heads, &stored);
+        let (planned, decisions) =
+            batch::plan(requests, |s| heads.get(s).copied().unwrap_or(0), &stored);
         let recorded_at = batch::batch_timestamp(&mut last_recorded_at);
         let mut positions = HashMap::with_capacity(planned.len());
         if !planned.is_empty() {

@@ -1,8 +1,16 @@
+-- Streams get a compact integer key: the per-stream index of `events` is keyed by it, which
+-- keeps that index small and the pages an append dirties (and writes to the WAL) few.
+CREATE TABLE streams (
+    stream_key INTEGER PRIMARY KEY,
+    stream_id  TEXT    NOT NULL UNIQUE
+);
+
 -- The event log. Positions come from AUTOINCREMENT, so a position is never reused, even after
 -- the last event is deleted by hand: a checkpointed reader can never skip an event.
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY AUTOINCREMENT,
-    stream_id      TEXT    NOT NULL,
+    stream_key     INTEGER NOT NULL REFERENCES streams (stream_key),
+    stream_id      TEXT    NOT NULL, -- repeated here so reads need no join
     version        INTEGER NOT NULL CHECK (version >= 1),
     event_id       BLOB    NOT NULL,
     event_type     TEXT    NOT NULL,
@@ -13,6 +21,6 @@ CREATE TABLE events (
 );
 
 -- Optimistic concurrency and stream reads.
-CREATE UNIQUE INDEX events_stream_version ON events (stream_id, version);
+CREATE UNIQUE INDEX events_stream_version ON events (stream_key, version);
 -- Idempotent appends: an event id is stored once.
 CREATE UNIQUE INDEX events_event_id ON events (event_id);

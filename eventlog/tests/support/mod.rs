@@ -1,7 +1,7 @@
 //! The backends the contract suite runs against, and small helpers.
 #![allow(dead_code)]
 
-use parley_eventlog::testing::TestDatabase;
+use parley_eventlog::scratch::ScratchDatabase;
 use parley_eventlog::{EventLog, LogOptions, Metadata, NewEvent, StreamId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ pub struct Backend {
     pub url: String,
     pub log: Arc<dyn EventLog>,
     _dir: Option<tempfile::TempDir>,
-    _db: Option<TestDatabase>,
+    _db: Option<ScratchDatabase>,
 }
 
 impl Backend {
@@ -40,7 +40,7 @@ impl Backend {
     }
 
     pub async fn postgres_with(options: LogOptions) -> Option<Backend> {
-        let db = TestDatabase::create().await?;
+        let db = parley_eventlog::testing::postgres_database().await?;
         let url = db.url.clone();
         let options = LogOptions {
             pool_size: 6,

@@ -1,0 +1,502 @@
+//! `parley bench append|replay`: throughput, latency and memory of the event log, measured
+//! on real databases. Each run prints a human summary and, with `--json`, one JSON object on
+//! its last line.
+//!
+//! - `append`: W writers each append single events to streams of their own (optimistic
+//!   concurrency with the exact expected version), N events in all, through group commit.
+//!   In the same run it measures the naive baseline (one transaction per append) on a fresh
+//!   database and, on PostgreSQL, a raw single-row INSERT loop of the same rows into a table
+//!   shaped like `events`, at the same concurrency.
+//! - `replay`: fills a fresh log with N events, reopens it, then reads and decodes the whole
+//!   log in pages; peak memory is measured over the replay alone.
+
+use clap::{Args, Subcommand, ValueEnum};
+use parley_eventlog::codec::{self, CodecError, EventCodec};
+use parley_eventlog::scratch::ScratchDatabase;
+use parley_eventlog::{
+    EventLog, ExpectedVersion, LogError, LogOptions, Metadata, NewEvent, Position, StreamId,
+    StreamVersion,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append throughput and latency, with the naive (and on PostgreSQL the raw INSERT) baseline.
+    Append(BenchArgs),
+    /// Read and decode the whole log.
+    Replay(BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: Backend,
+    /// Events to append (append) or to fill the log with and replay (replay).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 64)]
+    pub writers: u64,
+    /// SQLite: the database file to use (default: a fresh temporary file). PostgreSQL: the
+    /// server to use (default: `DATABASE_URL`, then the local one); each phase runs in a
+    /// fresh database created there and dropped afterwards.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Events for the naive baseline of `append` (it is slow; the rate does not need many).
+    #[arg(long, default_value_t = 10_000)]
+    pub naive_events: u64,
+    /// SQLite only: `full` (durable commits, the default) or `normal`.
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    pub durability: String,
+    /// Print one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
+    #[error("temporary directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("a benchmark task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
+    let (name, args) = match &command {
+        BenchCommand::Append(args) => ("append", args),
+        BenchCommand::Replay(args) => ("replay", args),
+    };
+    if args.events == 0 || args.writers == 0 {
+        return Err(BenchError::Invalid(
+            "--events and --writers must be at least 1".into(),
+        ));
+    }
+    let report = match &command {
+        BenchCommand::Append(args) => append(args).await?,
+        BenchCommand::Replay(args) => replay(args).await?,
+    };
+    eprintln!("parley bench {name}:");
+    if let serde_json::Value::Object(fields) = &report {
+        for (key, value) in fields {
+            eprintln!("  {key:<28} {value}");
+        }
+    }
+    if args.json {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// A fresh place to put a log for one phase of a benchmark.
+enum Store {
+    Sqlite {
+        url: String,
+        _dir: Option<tempfile::TempDir>,
+    },
+    Postgres(ScratchDatabase),
+}
+
+impl Store {
+    async fn fresh(args: &BenchArgs) -> Result<Store, BenchError> {
+        match args.backend {
+            Backend::Sqlite => match &args.database_url {
+                Some(url) => Ok(Store::Sqlite {
+                    url: url.clone(),
+                    _dir: None,
+                }),
+                None => {
+                    let dir = tempfile::tempdir()?;
+                    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                    Ok(Store::Sqlite {
+                        url,
+                        _dir: Some(dir),
+                    })
+                }
+            },
+            Backend::Postgres => {
+                let server = args
+                    .database_url
+                    .clone()
+                    .or_else(|| std::env::var("DATABASE_URL").ok())
+                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+                Ok(Store::Postgres(
+                    ScratchDatabase::create(&server, "parley_bench").await?,
+                ))
+            }
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Store::Sqlite { url, .. } => url,
+            Store::Postgres(db) => &db.url,
+        }
+    }
+
+    async fn open(&self, options: LogOptions) -> Result<Arc<dyn EventLog>, BenchError> {
+        Ok(parley_eventlog::open(self.url(), options).await?)
+    }
+}
+
+fn options(args: &BenchArgs, group_commit: bool) -> LogOptions {
+    LogOptions {
+        group_commit,
+        durability: match args.durability.as_str() {
+            "normal" => parley_eventlog::Durability::Normal,
+            _ => parley_eventlog::Durability::Full,
+        },
+        ..LogOptions::default()
+    }
+}
+
+/// The event the benchmarks write: shaped like a chat message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageSent {
+    pub conversation_id: Uuid,
+    pub message_id: Uuid,
+    pub author_id: String,
+    pub body: String,
+    pub internal: bool,
+}
+
+pub enum BenchEvent {
+    MessageSent(MessageSent),
+}
+
+impl EventCodec for BenchEvent {
+    fn event_type(&self) -> &'static str {
+        "MessageSent"
+    }
+    fn current_schema_version(event_type: &str) -> Option<u16> {
+        (event_type == "MessageSent").then_some(1)
+    }
+    fn encode_payload(&self) -> Result<Vec<u8>, CodecError> {
+        let BenchEvent::MessageSent(m) = self;
+        codec::to_msgpack("MessageSent", m)
+    }
+    fn decode_payload(event_type: &str, payload: &[u8]) -> Result<Self, CodecError> {
+        match event_type {
+            "MessageSent" => Ok(BenchEvent::MessageSent(codec::from_msgpack(
+                event_type, 1, payload,
+            )?)),
+            other => Err(CodecError::UnknownEventType {
+                event_type: other.to_owned(),
+            }),
+        }
+    }
+}
+
+fn message(conversation: Uuid, n: u64) -> Result<parley_eventlog::NewEvent, CodecError> {
+    let event = BenchEvent::MessageSent(MessageSent {
+        conversation_id: conversation,
+        message_id: Uuid::now_v7(),
+        author_id: format!("agent-{}", n % 50),
+        body: format!(
+            "Hello, thanks for reaching out about order #{n}. I have checked the shipment and \
+             it leaves our warehouse today."
+        ),
+        internal: n % 7 == 0,
+    });
+    codec::new_event(Uuid::now_v7(), &event, Metadata::default())
+}
+
+/// What a timed run of appends measured.
+struct Measured {
+    events: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Measured {
+    fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        percentile_ms(&mut self.latencies_us, p)
+    }
+}
+
+fn percentile_ms(values_us: &mut [u64], p: f64) -> f64 {
+    if values_us.is_empty() {
+        return 0.0;
+    }
+    values_us.sort_unstable();
+    let rank = ((p / 100.0) * (values_us.len() - 1) as f64).round() as usize;
+    values_us[rank.min(values_us.len() - 1)] as f64 / 1000.0
+}
+
+/// `writers` tasks append `events_per_append` events at a time to 16 streams of their own
+/// each, with the exact expected version, until `total` events are written.
+async fn append_load(
+    log: Arc<dyn EventLog>,
+    total: u64,
+    writers: u64,
+    events_per_append: u64,
+) -> Result<Measured, BenchError> {
+    let run = Uuid::new_v4().simple().to_string();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let log = log.clone();
+            let run = run.clone();
+            let share = total / writers + u64::from(w < total % writers);
+            tokio::spawn(async move {
+                let streams: Vec<(StreamId, Uuid)> = (0..16)
+                    .map(|k| {
+                        let id = Uuid::new_v4();
+                        StreamId::new(format!("conversation-{run}-{w}-{k}")).map(|s| (s, id))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let templates = streams
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (_, conversation))| message(*conversation, k as u64))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut versions = [StreamVersion::NONE; 16];
+                let mut latencies = Vec::with_capacity((share / events_per_append + 1) as usize);
+                let mut written = 0;
+                let mut i = 0usize;
+                while written < share {
+                    let count = events_per_append.min(share - written);
+                    let k = i % streams.len();
+                    let (stream, _) = &streams[k];
+                    // Payloads are encoded once per stream and copied, so the load measures
+                    // the log, not the encoder; every event still gets its own id.
+                    let events = (0..count)
+                        .map(|_| NewEvent {
+                            event_id: Uuid::now_v7(),
+                            ..templates[k].clone()
+                        })
+                        .collect::<Vec<_>>();
+                    let expected = match versions[k] {
+                        StreamVersion::NONE => ExpectedVersion::NoStream,
+                        v => ExpectedVersion::Exact(v),
+                    };
+                    let start = Instant::now();
+                    let result = log.append(stream, expected, events).await?;
+                    latencies.push(start.elapsed().as_micros() as u64);
+                    versions[k] = result.stream_version;
+                    written += count;
+                    i += 1;
+                }
+                Ok::<_, BenchError>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await??);
+    }
+    Ok(Measured {
+        events: total,
+        elapsed: started.elapsed(),
+        latencies_us,
+    })
+}
+
+async fn append(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
+    let store = Store::fresh(args).await?;
+    let log = store.open(options(args, true)).await?;
+    let mut grouped = append_load(log.clone(), args.events, args.writers, 1).await?;
+    log.close().await;
+    drop(store);
+
+    let naive_store = Store::fresh(args).await?;
+    let naive_log = naive_store.open(options(args, false)).await?;
+    let naive_events = args.naive_events.min(args.events).max(args.writers);
+    let naive = append_load(naive_log.clone(), naive_events, args.writers, 1).await?;
+    naive_log.close().await;
+    drop(naive_store);
+
+    let mut report = json!({
+        "benchmark": "append",
+        "backend": backend_name(args.backend),
+        "events": args.events,
+        "writers": args.writers,
+        "durability": args.durability,
+        "events_per_sec": grouped.events_per_sec().round(),
+        "p50_ms": grouped.percentile_ms(50.0),
+        "p99_ms": grouped.percentile_ms(99.0),
+        "naive_events": naive_events,
+        "naive_events_per_sec": naive.events_per_sec().round(),
+        "speedup": round2(grouped.events_per_sec() / naive.events_per_sec()),
+    });
+    if args.backend == Backend::Postgres {
+        let raw = raw_insert_loop(args).await?;
+        report["raw_insert_events_per_sec"] = json!(raw.events_per_sec().round());
+        report["ratio_to_raw"] = json!(round2(grouped.events_per_sec() / raw.events_per_sec()));
+    }
+    report["peak_rss_mb"] = json!(peak_rss_mb());
+    Ok(report)
+}
+
+/// The same rows inserted one per transaction by `writers` connections into a table shaped
+/// like `events` (same columns, keys and indexes), with no checks and no batching: what the
+/// database itself can do at this concurrency.
+async fn raw_insert_loop(args: &BenchArgs) -> Result<Measured, BenchError> {
+    let store = Store::fresh(args).await?;
+    // Opening the log applies the migrations, so `events` exists to copy the shape of.
+    store.open(LogOptions::default()).await?.close().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(args.writers as u32)
+        .connect(store.url())
+        .await?;
+    sqlx::query("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
+        .execute(&pool)
+        .await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.writers)
+        .map(|w| {
+            let pool = pool.clone();
+            let share = args.events / args.writers + u64::from(w < args.events % args.writers);
+            tokio::spawn(async move {
+                let conversation = Uuid::new_v4();
+                let stream = format!("conversation-raw-{w}");
+                let metadata = codec::to_msgpack("metadata", &Metadata::default())?;
+                let mut latencies = Vec::with_capacity(share as usize);
+                for n in 0..share {
+                    let event = message(conversation, n)?;
+                    let start = Instant::now();
+                    sqlx::query(
+                        "INSERT INTO raw_events (stream_id, version, event_id, event_type, \
+                         schema_version, recorded_at, metadata, payload) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&stream)
+                    .bind(n as i64 + 1)
+                    .bind(event.event_id)
+                    .bind(&event.event_type)
+                    .bind(i32::from(event.schema_version))
+                    .bind(parley_eventlog::Timestamp::now().as_micros())
+                    .bind(&metadata)
+                    .bind(&event.payload)
+                    .execute(&pool)
+                    .await?;
+                    latencies.push(start.elapsed().as_micros() as u64);
+                }
+                Ok::<_, BenchError>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await??);
+    }
+    let measured = Measured {
+        events: args.events,
+        elapsed: started.elapsed(),
+        latencies_us,
+    };
+    pool.close().await;
+    Ok(measured)
+}
+
+async fn replay(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
+    let store = Store::fresh(args).await?;
+    let fill_started = Instant::now();
+    let log = store.open(options(args, true)).await?;
+    // Filling is not what is measured: appends of 100 events from a few writers.
+    append_load(log.clone(), args.events, args.writers.min(8), 100).await?;
+    log.close().await;
+    let fill_secs = fill_started.elapsed().as_secs_f64();
+
+    let log = store.open(options(args, true)).await?;
+    reset_peak_rss();
+    const PAGE: usize = 1000;
+    let (pages_tx, mut pages) = tokio::sync::mpsc::channel(4);
+    let reader = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut after = Position::START;
+            loop {
+                let start = Instant::now();
+                let page = log.read_all(after, PAGE).await?;
+                let took = start.elapsed().as_micros() as u64;
+                let Some(last) = page.last() else { break };
+                after = last.position;
+                if pages_tx.send((page, took)).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<_, LogError>(())
+        })
+    };
+    let started = Instant::now();
+    let mut events = 0u64;
+    let mut body_bytes = 0usize;
+    let mut page_us = Vec::new();
+    while let Some((page, took)) = pages.recv().await {
+        page_us.push(took);
+        for recorded in &page {
+            let BenchEvent::MessageSent(m) = codec::decode::<BenchEvent>(recorded)?;
+            body_bytes += m.body.len();
+            events += 1;
+        }
+    }
+    reader.await??;
+    let elapsed = started.elapsed();
+    log.close().await;
+    if events != args.events {
+        return Err(BenchError::Invalid(format!(
+            "replay read {events} events, the log holds {}",
+            args.events
+        )));
+    }
+    std::hint::black_box(body_bytes);
+    Ok(json!({
+        "benchmark": "replay",
+        "backend": backend_name(args.backend),
+        "events": events,
+        "events_per_sec": (events as f64 / elapsed.as_secs_f64()).round(),
+        "page_size": PAGE,
+        "p50_ms": percentile_ms(&mut page_us, 50.0),
+        "p99_ms": percentile_ms(&mut page_us, 99.0),
+        "fill_secs": round2(fill_secs),
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The process's peak resident memory (VmHWM), in MiB; 0 where /proc is unavailable.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    round2(kib / 1024.0)
+}
+
+/// Resets the peak resident memory to the current one, so a phase is measured on its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

@@ -1,0 +1,83 @@
+//! Server settings. Defaults suit a first run on one machine: the embedded SQLite log in
+//! `parley.db` in the working directory, listening on 127.0.0.1:8080. Every setting can be
+//! given as a flag or as a `PARLEY_*` environment variable.
+
+use clap::Args;
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "PARLEY_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// The event log: `sqlite:<path>` (created on first run) or `postgres://…`.
+    #[arg(long, env = "PARLEY_DATABASE_URL", default_value = "sqlite:parley.db")]
+    pub database_url: String,
+
+    /// Connections for reads (SQLite) or for everything (PostgreSQL).
+    #[arg(long, env = "PARLEY_POOL_SIZE", default_value_t = 8)]
+    pub pool_size: u32,
+
+    /// SQLite only: `full` (every acknowledged append survives power loss) or `normal`.
+    #[arg(long, env = "PARLEY_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
+    pub durability: String,
+}
+
+impl Config {
+    /// Settings for tests: a given database, any free port on loopback.
+    pub fn for_tests(database_url: impl Into<String>) -> Config {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            pool_size: 4,
+            durability: "full".into(),
+        }
+    }
+
+    pub fn log_options(&self) -> parley_eventlog::LogOptions {
+        parley_eventlog::LogOptions {
+            pool_size: self.pool_size,
+            durability: match self.durability.as_str() {
+                "normal" => parley_eventlog::Durability::Normal,
+                _ => parley_eventlog::Durability::Full,
+            },
+            ..parley_eventlog::LogOptions::default()
+        }
+    }
+
+    /// The database URL with any password hidden, for logs.
+    pub fn redacted_database_url(&self) -> String {
+        redact(&self.database_url)
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/...` URL.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            super::redact("postgres://parley:s3cret@db:5432/parley"),
+            "postgres://parley:***@db:5432/parley"
+        );
+        assert_eq!(super::redact("sqlite:parley.db"), "sqlite:parley.db");
+        assert_eq!(
+            super::redact("postgres://parley@db/parley"),
+            "postgres://parley@db/parley"
+        );
+    }
+}
