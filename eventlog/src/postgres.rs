@@ -237,12 +237,17 @@ impl BatchStore for PgStore {
             .flat_map(|r| r.events.iter().map(|e| e.event_id))
             .collect();
 
-        // Heads, stored ids and the last timestamp in one round trip.
+        // Heads, stored ids and the last timestamp in one round trip. Each head is an index
+        // probe (`ORDER BY version DESC LIMIT 1`), whatever the stream's length or the plan.
         let rows = sqlx::query(
-            "SELECT 0 AS kind, stream_id, MAX(version) AS version, NULL::uuid AS event_id, 0::bigint AS position \
-               FROM events WHERE stream_id = ANY($1) GROUP BY stream_id \
+            "SELECT 0 AS kind, s AS stream_id, \
+                    (SELECT version FROM events WHERE stream_id = s ORDER BY version DESC LIMIT 1) AS version, \
+                    NULL::uuid AS event_id, 0::bigint AS position \
+               FROM unnest($1::text[]) AS s \
              UNION ALL \
-             SELECT 1, stream_id, version, event_id, position FROM events WHERE event_id = ANY($2) \
+             SELECT 1, e.stream_id, e.version, e.event_id, e.position \
+               FROM unnest($2::uuid[]) AS i \
+               JOIN LATERAL (SELECT * FROM events WHERE event_id = i) AS e ON true \
              UNION ALL \
              (SELECT 2, '', recorded_at, NULL, position FROM events ORDER BY position DESC LIMIT 1)",
         )
@@ -255,7 +260,7 @@ impl BatchStore for PgStore {
         let mut last_recorded_at = 0;
         for row in rows {
             let kind: i32 = row.try_get(0)?;
-            let value: i64 = row.try_get(2)?;
+            let value: i64 = row.try_get::<Option<i64>, _>(2)?.unwrap_or(0);
             match kind {
                 0 => {
                     heads.insert(row.try_get::<String, _>(1)?, unsigned(value, "version")?);
