@@ -73,7 +73,7 @@ impl From<LogError> for Problem {
                 "too-large",
                 error.to_string(),
             ),
-            E::Storage(_) | E::BatchFailed(_) | E::Closed | E::Migration(_) => {
+            E::Storage(_) | E::Sqlite(_) | E::BatchFailed(_) | E::Closed | E::Migration(_) => {
                 tracing::error!(%error, "event log unavailable");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -23,12 +23,18 @@ pub(crate) struct EncodedEvent {
     pub payload: Vec<u8>,
 }
 
-/// One caller's append, waiting in the writer's queue.
+/// One caller's append.
 #[derive(Debug)]
 pub(crate) struct AppendRequest {
     pub stream: StreamId,
     pub expected: ExpectedVersion,
     pub events: Vec<EncodedEvent>,
+}
+
+/// An append waiting in the writer's queue, with the way back to its caller.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub request: AppendRequest,
     pub reply: oneshot::Sender<Result<AppendResult, LogError>>,
 }
 
@@ -201,7 +207,7 @@ pub(crate) trait BatchStore: Send + 'static {
     /// Returns one result per request, or an error that fails the whole batch (nothing written).
     async fn commit_batch(
         &mut self,
-        requests: &[AppendRequest],
+        requests: Vec<AppendRequest>,
     ) -> Result<Vec<Result<AppendResult, LogError>>, LogError>;
 }
 
@@ -263,15 +269,14 @@ const MAX_YIELD_ROUNDS: u32 = 4;
 /// `group_commit` off each append gets its own transaction (the naive baseline).
 pub(crate) async fn run_writer<S: BatchStore>(
     mut store: S,
-    mut queue: mpsc::Receiver<AppendRequest>,
+    mut queue: mpsc::Receiver<Queued>,
     head: Arc<watch::Sender<Position>>,
     max_events: usize,
     group_commit: bool,
 ) {
-    let mut batch: Vec<AppendRequest> = Vec::new();
     while let Some(first) = queue.recv().await {
-        let mut events = first.events.len();
-        batch.push(first);
+        let mut events = first.request.events.len();
+        let mut batch = vec![first];
         // Let the callers just answered queue their next appends before the batch closes, so
         // that concurrent callers share one transaction instead of alternating between two.
         // Yielding (not sleeping) lets every runnable task go first; it stops as soon as a
@@ -280,7 +285,7 @@ pub(crate) async fn run_writer<S: BatchStore>(
         while group_commit && events < max_events {
             match queue.try_recv() {
                 Ok(next) => {
-                    events += next.events.len();
+                    events += next.request.events.len();
                     batch.push(next);
                 }
                 Err(_) if rounds < MAX_YIELD_ROUNDS => {
@@ -293,7 +298,9 @@ pub(crate) async fn run_writer<S: BatchStore>(
                 Err(_) => break,
             }
         }
-        match store.commit_batch(&batch).await {
+        let (requests, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|q| (q.request, q.reply)).unzip();
+        match store.commit_batch(requests).await {
             Ok(results) => {
                 let last = results
                     .iter()
@@ -309,18 +316,16 @@ pub(crate) async fn run_writer<S: BatchStore>(
                         moved
                     });
                 }
-                for (request, result) in batch.drain(..).zip(results) {
+                for (reply, result) in replies.into_iter().zip(results) {
                     // A caller that gave up waiting is not an error of the log.
-                    let _ = request.reply.send(result);
+                    let _ = reply.send(result);
                 }
             }
             Err(error) => {
-                tracing::error!(%error, appends = batch.len(), "append batch failed; nothing of it was written");
+                tracing::error!(%error, appends = replies.len(), "append batch failed; nothing of it was written");
                 let error = Arc::new(error);
-                for request in batch.drain(..) {
-                    let _ = request
-                        .reply
-                        .send(Err(LogError::BatchFailed(error.clone())));
+                for reply in replies {
+                    let _ = reply.send(Err(LogError::BatchFailed(error.clone())));
                 }
             }
         }
@@ -345,7 +350,6 @@ mod tests {
                     payload: vec![],
                 })
                 .collect(),
-            reply: oneshot::channel().0,
         }
     }
 
@@ -430,13 +434,13 @@ mod tests {
 /// result. Validation happens here, in the caller's task, so a bad append never reaches a
 /// transaction shared with others.
 pub(crate) struct Appender {
-    queue: std::sync::Mutex<Option<mpsc::Sender<AppendRequest>>>,
+    queue: std::sync::Mutex<Option<mpsc::Sender<Queued>>>,
     max_payload_bytes: usize,
     max_events_per_append: usize,
 }
 
 impl Appender {
-    pub fn new(queue: mpsc::Sender<AppendRequest>, options: &crate::LogOptions) -> Self {
+    pub fn new(queue: mpsc::Sender<Queued>, options: &crate::LogOptions) -> Self {
         Appender {
             queue: std::sync::Mutex::new(Some(queue)),
             max_payload_bytes: options.max_payload_bytes,
@@ -459,10 +463,12 @@ impl Appender {
             .ok_or(LogError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(AppendRequest {
-                stream: stream.clone(),
-                expected,
-                events,
+            .send(Queued {
+                request: AppendRequest {
+                    stream: stream.clone(),
+                    expected,
+                    events,
+                },
                 reply,
             })
             .await

@@ -61,6 +61,10 @@ pub enum LogError {
     #[error("storage failure: {0}")]
     Storage(#[from] sqlx::Error),
 
+    /// The embedded SQLite database failed. HTTP: 503 (retryable).
+    #[error("storage failure: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
     /// Applying the schema migrations failed. HTTP: 503.
     #[error("migration failure: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -84,7 +88,10 @@ impl LogError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            LogError::Storage(_) | LogError::Closed | LogError::BatchFailed(_)
+            LogError::Storage(_)
+                | LogError::Sqlite(_)
+                | LogError::Closed
+                | LogError::BatchFailed(_)
         )
     }
 }

@@ -11,7 +11,7 @@ use crate::error::LogError;
 use crate::model::{
     AppendResult, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
 };
-use crate::rows::{self, select_events, signed, unsigned};
+use crate::rows::{self, Envelope, signed, unsigned};
 use crate::{EventLog, LogOptions, MAX_READ_BATCH};
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
@@ -22,6 +22,31 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+/// The columns every read selects, in the order [`read_envelope`] expects.
+macro_rules! select_events {
+    ($tail:literal) => {
+        concat!(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, ",
+            "recorded_at, metadata, payload FROM events ",
+            $tail
+        )
+    };
+}
+
+fn read_envelope(row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, LogError> {
+    rows::envelope(Envelope {
+        position: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        version: row.try_get(2)?,
+        event_id: Some(row.try_get(3)?),
+        event_type: row.try_get(4)?,
+        schema_version: i64::from(row.try_get::<i32, _>(5)?),
+        recorded_at: row.try_get(6)?,
+        metadata: row.try_get(7)?,
+        payload: row.try_get(8)?,
+    })
+}
 
 /// The channel on which every committed append batch is announced, with its last position.
 pub const NOTIFY_CHANNEL: &str = "parley_events";
@@ -164,7 +189,7 @@ impl EventLog for PostgresLog {
         .bind(limit.min(MAX_READ_BATCH) as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(rows::decode).collect()
+        rows.iter().map(read_envelope).collect()
     }
 
     async fn read_all(
@@ -179,7 +204,7 @@ impl EventLog for PostgresLog {
         .bind(limit.min(MAX_READ_BATCH) as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(rows::decode).collect()
+        rows.iter().map(read_envelope).collect()
     }
 
     async fn head(&self) -> Result<Position, LogError> {
@@ -220,8 +245,9 @@ struct PgStore {
 impl BatchStore for PgStore {
     async fn commit_batch(
         &mut self,
-        requests: &[AppendRequest],
+        requests: Vec<AppendRequest>,
     ) -> Result<Vec<Result<AppendResult, LogError>>, LogError> {
+        let requests = &requests[..];
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

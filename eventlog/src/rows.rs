@@ -1,63 +1,53 @@
-//! Decoding stored rows into envelopes, written once for both SQL backends.
+//! Turning stored rows into envelopes, with every check in one place for all backends.
 
 use crate::error::LogError;
 use crate::model::{Metadata, Position, RecordedEvent, StreamVersion, Timestamp};
-use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use uuid::Uuid;
 
-/// `SELECT <the envelope's columns> FROM events <tail>`: every read selects the columns in the
-/// order [`decode`] expects.
-macro_rules! select_events {
-    ($tail:literal) => {
-        concat!(
-            "SELECT position, stream_id, version, event_id, event_type, schema_version, ",
-            "recorded_at, metadata, payload FROM events ",
-            $tail
-        )
-    };
+/// The raw columns of one stored event, as any backend reads them.
+pub(crate) struct Envelope {
+    pub position: i64,
+    pub stream_id: String,
+    pub version: i64,
+    /// `None` if the stored bytes are not a UUID.
+    pub event_id: Option<Uuid>,
+    pub event_type: String,
+    pub schema_version: i64,
+    pub recorded_at: i64,
+    pub metadata: Vec<u8>,
+    pub payload: Vec<u8>,
 }
-pub(crate) use select_events;
 
-/// Turns one row (selected with [`select_events!`]) into a [`RecordedEvent`]. A row that does not
-/// have the shape the log writes is `Corrupt`, never a panic.
-pub(crate) fn decode<'r, R>(row: &'r R) -> Result<RecordedEvent, LogError>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    i32: Decode<'r, R::Database> + Type<R::Database>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    Uuid: Decode<'r, R::Database> + Type<R::Database>,
-    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
-    R::Database: Database,
-{
-    let position: i64 = row.try_get(0)?;
+/// Checks a stored row and builds its [`RecordedEvent`]. A row that does not have the shape
+/// the log writes is `Corrupt`, never a panic.
+pub(crate) fn envelope(row: Envelope) -> Result<RecordedEvent, LogError> {
     let corrupt = |reason: String| LogError::Corrupt {
-        position: Position(position.max(0) as u64),
+        position: Position(row.position.max(0) as u64),
         reason,
     };
-    let version: i64 = row.try_get(2)?;
-    let schema_version: i32 = row.try_get(5)?;
-    let metadata: Vec<u8> = row.try_get(7)?;
     Ok(RecordedEvent {
         position: Position(
-            u64::try_from(position).map_err(|_| corrupt("negative position".into()))?,
+            u64::try_from(row.position).map_err(|_| corrupt("negative position".into()))?,
         ),
-        stream_id: row.try_get(1)?,
         version: StreamVersion(
-            u64::try_from(version).map_err(|_| corrupt("negative stream version".into()))?,
+            u64::try_from(row.version).map_err(|_| corrupt("negative stream version".into()))?,
         ),
-        event_id: row.try_get(3)?,
-        event_type: row.try_get(4)?,
-        schema_version: u16::try_from(schema_version)
-            .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-        recorded_at: Timestamp(row.try_get(6)?),
-        metadata: if metadata.is_empty() {
+        event_id: row
+            .event_id
+            .ok_or_else(|| corrupt("event id is not a UUID".into()))?,
+        schema_version: u16::try_from(row.schema_version).map_err(|_| {
+            corrupt(format!("schema version {} out of range", row.schema_version))
+        })?,
+        recorded_at: Timestamp(row.recorded_at),
+        metadata: if row.metadata.is_empty() {
             Metadata::default()
         } else {
-            rmp_serde::from_slice(&metadata).map_err(|e| corrupt(format!("metadata: {e}")))?
+            rmp_serde::from_slice(&row.metadata)
+                .map_err(|e| corrupt(format!("metadata: {e}")))?
         },
-        payload: row.try_get(8)?,
+        stream_id: row.stream_id,
+        event_type: row.event_type,
+        payload: row.payload,
     })
 }
 
