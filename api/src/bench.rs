@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// SQLite only: `full` (durable commits, the default) or `normal`.
     #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
     pub durability: String,
+    /// Replay only, the log at `--database-url` (used by `replay` for its measuring process).
+    #[arg(long, hide = true)]
+    pub replay_only: bool,
     /// Print one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -410,6 +413,16 @@ async fn raw_insert_loop(args: &BenchArgs) -> Result<Measured, BenchError> {
 }
 
 async fn replay(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
+    if args.replay_only {
+        let url = args
+            .database_url
+            .clone()
+            .ok_or_else(|| BenchError::Invalid("--replay-only needs --database-url".into()))?;
+        let log = parley_eventlog::open(&url, options(args, true)).await?;
+        let report = replay_log(log.clone(), args).await;
+        log.close().await;
+        return report;
+    }
     let store = Store::fresh(args).await?;
     let fill_started = Instant::now();
     let log = store.open(options(args, true)).await?;
@@ -418,9 +431,30 @@ async fn replay(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
     log.close().await;
     let fill_secs = fill_started.elapsed().as_secs_f64();
 
-    let log = store.open(options(args, true)).await?;
-    reset_peak_rss();
-    const PAGE: usize = 1000;
+    // The replay runs in a process of its own, so its peak memory is its own, not the
+    // filling's (an allocator keeps freed memory resident).
+    let output = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "replay", "--replay-only", "--json"])
+        .args(["--backend", backend_name(args.backend)])
+        .args(["--events", &args.events.to_string()])
+        .args(["--database-url", store.url()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let mut report: serde_json::Value = serde_json::from_str(last)
+        .map_err(|e| BenchError::Invalid(format!("the replay process printed no report: {e}")))?;
+    report["fill_secs"] = json!(round2(fill_secs));
+    Ok(report)
+}
+
+/// Reads and decodes the whole log in pages, the next page read while this one is decoded.
+async fn replay_log(
+    log: Arc<dyn EventLog>,
+    args: &BenchArgs,
+) -> Result<serde_json::Value, BenchError> {
+    const PAGE: usize = 2000;
     let (pages_tx, mut pages) = tokio::sync::mpsc::channel(4);
     let reader = {
         let log = log.clone();
@@ -453,7 +487,6 @@ async fn replay(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
     }
     reader.await??;
     let elapsed = started.elapsed();
-    log.close().await;
     if events != args.events {
         return Err(BenchError::Invalid(format!(
             "replay read {events} events, the log holds {}",
@@ -469,7 +502,6 @@ async fn replay(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
         "page_size": PAGE,
         "p50_ms": percentile_ms(&mut page_us, 50.0),
         "p99_ms": percentile_ms(&mut page_us, 99.0),
-        "fill_secs": round2(fill_secs),
         "peak_rss_mb": peak_rss_mb(),
     }))
 }
@@ -494,9 +526,4 @@ fn peak_rss_mb() -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
     round2(kib / 1024.0)
-}
-
-/// Resets the peak resident memory to the current one, so a phase is measured on its own.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -36,14 +36,17 @@ pub(crate) fn envelope(row: Envelope) -> Result<RecordedEvent, LogError> {
             .event_id
             .ok_or_else(|| corrupt("event id is not a UUID".into()))?,
         schema_version: u16::try_from(row.schema_version).map_err(|_| {
-            corrupt(format!("schema version {} out of range", row.schema_version))
+            corrupt(format!(
+                "schema version {} out of range",
+                row.schema_version
+            ))
         })?,
         recorded_at: Timestamp(row.recorded_at),
-        metadata: if row.metadata.is_empty() {
+        // An empty map (0x80) is the common case; it needs no decoder.
+        metadata: if row.metadata.is_empty() || row.metadata == [0x80] {
             Metadata::default()
         } else {
-            rmp_serde::from_slice(&row.metadata)
-                .map_err(|e| corrupt(format!("metadata: {e}")))?
+            rmp_serde::from_slice(&row.metadata).map_err(|e| corrupt(format!("metadata: {e}")))?
         },
         stream_id: row.stream_id,
         event_type: row.event_type,

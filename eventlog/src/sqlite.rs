@@ -55,9 +55,10 @@ impl SqliteLog {
 
         let writer_path = path.clone();
         let durability = options.durability;
-        let state = tokio::task::spawn_blocking(move || WriterState::open(&writer_path, durability))
-            .await
-            .map_err(|_| LogError::Closed)??;
+        let state =
+            tokio::task::spawn_blocking(move || WriterState::open(&writer_path, durability))
+                .await
+                .map_err(|_| LogError::Closed)??;
         let readers = Arc::new(Readers::open(&path, options.pool_size.max(1) as usize).await?);
         let head = readers
             .run(|conn| {
@@ -118,7 +119,7 @@ fn read_events(
 ) -> Result<Vec<RecordedEvent>, LogError> {
     let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query(params)?;
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(64);
     while let Some(row) = rows.next()? {
         events.push(read_envelope(row)?);
     }
@@ -491,9 +492,9 @@ impl WriterState {
 
     /// Where the event ids of the batch are already stored.
     fn stored_ids(&self, requests: &[AppendRequest]) -> Result<HashMap<Uuid, StoredId>, LogError> {
-        let mut lookup = self
-            .conn
-            .prepare_cached("SELECT stream_id, version, position FROM events WHERE event_id = ?1")?;
+        let mut lookup = self.conn.prepare_cached(
+            "SELECT stream_id, version, position FROM events WHERE event_id = ?1",
+        )?;
         let mut stored = HashMap::new();
         for event in requests.iter().flat_map(|r| &r.events) {
             let found: Option<(String, i64, i64)> = lookup
