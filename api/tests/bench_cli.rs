@@ -1,0 +1,91 @@
+//! `parley bench` runs end to end on small numbers and prints the JSON fields documented in
+//! `docs/benchmarks.md` on its last line. (The figures themselves are measured by hand, with
+//! the commands in that file, never asserted here.)
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("parley runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "parley bench {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().expect("a JSON line");
+    serde_json::from_str(last).expect("the last line is JSON")
+}
+
+fn assert_positive(report: &serde_json::Value, fields: &[&str]) {
+    for field in fields {
+        let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
+        assert!(value > 0.0, "{field} is {value}");
+    }
+}
+
+fn postgres_available() -> bool {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(parley_eventlog::testing::postgres_database())
+        .is_some()
+}
+
+#[test]
+fn bench_append_on_sqlite_reports_throughput_latency_and_the_naive_baseline() {
+    let report = bench(&["append", "--events", "400", "--writers", "8", "--naive-events", "40"]);
+    assert_positive(
+        &report,
+        &["events_per_sec", "p50_ms", "p99_ms", "peak_rss_mb", "naive_events_per_sec", "speedup"],
+    );
+}
+
+#[test]
+fn bench_replay_on_sqlite_reads_every_event_back() {
+    let report = bench(&["replay", "--events", "3000", "--writers", "4"]);
+    assert_eq!(report["events"], 3000);
+    assert_positive(&report, &["events_per_sec", "p50_ms", "p99_ms", "peak_rss_mb"]);
+}
+
+#[test]
+fn bench_append_on_postgres_also_reports_the_raw_insert_loop() {
+    if !postgres_available() {
+        return;
+    }
+    let server = parley_eventlog::testing::server_url();
+    let report = bench(&[
+        "append", "--backend", "postgres", "--database-url", &server, "--events", "400",
+        "--writers", "8", "--naive-events", "40",
+    ]);
+    assert_positive(
+        &report,
+        &[
+            "events_per_sec",
+            "p50_ms",
+            "p99_ms",
+            "peak_rss_mb",
+            "naive_events_per_sec",
+            "speedup",
+            "raw_insert_events_per_sec",
+            "ratio_to_raw",
+        ],
+    );
+    let replay = bench(&[
+        "replay", "--backend", "postgres", "--database-url", &server, "--events", "2000",
+    ]);
+    assert_eq!(replay["events"], 2000);
+}
+
+#[test]
+fn bench_refuses_zero_events() {
+    let output = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["bench", "append", "--events", "0"])
+        .output()
+        .expect("parley runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 1"));
+}

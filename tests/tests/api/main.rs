@@ -1,0 +1,5 @@
+//! Black-box tests: each starts the real server (on port 0, with a database of its own) and
+//! talks HTTP to it. One binary, so it builds and links once.
+
+mod health;
+mod helpers;
