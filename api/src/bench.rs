@@ -19,6 +19,7 @@ use parley_eventlog::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -140,9 +141,15 @@ impl Store {
                     .clone()
                     .or_else(|| std::env::var("DATABASE_URL").ok())
                     .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                Ok(Store::Postgres(
-                    ScratchDatabase::create(&server, "parley_bench").await?,
-                ))
+                let db = ScratchDatabase::create(&server, "parley_bench").await?;
+                // Creating and dropping databases makes the server checkpoint; start every
+                // phase right after a checkpoint, so that all phases pay the same full-page
+                // writes and none is cut by a checkpoint (best effort: needs a privileged role).
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&db.url).await {
+                    let _ = sqlx::query("CHECKPOINT").execute(&mut conn).await;
+                    let _ = conn.close().await;
+                }
+                Ok(Store::Postgres(db))
             }
         }
     }
@@ -216,7 +223,7 @@ fn message(conversation: Uuid, n: u64) -> Result<parley_eventlog::NewEvent, Code
             "Hello, thanks for reaching out about order #{n}. I have checked the shipment and \
              it leaves our warehouse today."
         ),
-        internal: n % 7 == 0,
+        internal: n.is_multiple_of(7),
     });
     codec::new_event(Uuid::now_v7(), &event, Metadata::default())
 }

@@ -23,7 +23,9 @@ fn bench(args: &[&str]) -> serde_json::Value {
 
 fn assert_positive(report: &serde_json::Value, fields: &[&str]) {
     for field in fields {
-        let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
+        let value = report[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} missing: {report}"));
         assert!(value > 0.0, "{field} is {value}");
     }
 }
@@ -37,10 +39,25 @@ fn postgres_available() -> bool {
 
 #[test]
 fn bench_append_on_sqlite_reports_throughput_latency_and_the_naive_baseline() {
-    let report = bench(&["append", "--events", "400", "--writers", "8", "--naive-events", "40"]);
+    let report = bench(&[
+        "append",
+        "--events",
+        "400",
+        "--writers",
+        "8",
+        "--naive-events",
+        "40",
+    ]);
     assert_positive(
         &report,
-        &["events_per_sec", "p50_ms", "p99_ms", "peak_rss_mb", "naive_events_per_sec", "speedup"],
+        &[
+            "events_per_sec",
+            "p50_ms",
+            "p99_ms",
+            "peak_rss_mb",
+            "naive_events_per_sec",
+            "speedup",
+        ],
     );
 }
 
@@ -48,7 +65,10 @@ fn bench_append_on_sqlite_reports_throughput_latency_and_the_naive_baseline() {
 fn bench_replay_on_sqlite_reads_every_event_back() {
     let report = bench(&["replay", "--events", "3000", "--writers", "4"]);
     assert_eq!(report["events"], 3000);
-    assert_positive(&report, &["events_per_sec", "p50_ms", "p99_ms", "peak_rss_mb"]);
+    assert_positive(
+        &report,
+        &["events_per_sec", "p50_ms", "p99_ms", "peak_rss_mb"],
+    );
 }
 
 #[test]
@@ -58,8 +78,17 @@ fn bench_append_on_postgres_also_reports_the_raw_insert_loop() {
     }
     let server = parley_eventlog::testing::server_url();
     let report = bench(&[
-        "append", "--backend", "postgres", "--database-url", &server, "--events", "400",
-        "--writers", "8", "--naive-events", "40",
+        "append",
+        "--backend",
+        "postgres",
+        "--database-url",
+        &server,
+        "--events",
+        "400",
+        "--writers",
+        "8",
+        "--naive-events",
+        "40",
     ]);
     assert_positive(
         &report,
@@ -75,7 +104,13 @@ fn bench_append_on_postgres_also_reports_the_raw_insert_loop() {
         ],
     );
     let replay = bench(&[
-        "replay", "--backend", "postgres", "--database-url", &server, "--events", "2000",
+        "replay",
+        "--backend",
+        "postgres",
+        "--database-url",
+        &server,
+        "--events",
+        "2000",
     ]);
     assert_eq!(replay["events"], 2000);
 }

@@ -332,6 +332,99 @@ pub(crate) async fn run_writer<S: BatchStore>(
     }
 }
 
+/// The callers' side of the writer: validates and encodes an append, queues it, awaits the
+/// result. Validation happens here, in the caller's task, so a bad append never reaches a
+/// transaction shared with others.
+pub(crate) struct Appender {
+    queue: std::sync::Mutex<Option<mpsc::Sender<Queued>>>,
+    max_payload_bytes: usize,
+    max_events_per_append: usize,
+}
+
+impl Appender {
+    pub fn new(queue: mpsc::Sender<Queued>, options: &crate::LogOptions) -> Self {
+        Appender {
+            queue: std::sync::Mutex::new(Some(queue)),
+            max_payload_bytes: options.max_payload_bytes,
+            max_events_per_append: options.max_events_per_append,
+        }
+    }
+
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<crate::NewEvent>,
+    ) -> Result<AppendResult, LogError> {
+        let events = self.encode(events)?;
+        let sender = self
+            .queue
+            .lock()
+            .map_err(|_| LogError::Closed)?
+            .clone()
+            .ok_or(LogError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Queued {
+                request: AppendRequest {
+                    stream: stream.clone(),
+                    expected,
+                    events,
+                },
+                reply,
+            })
+            .await
+            .map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    fn encode(&self, events: Vec<crate::NewEvent>) -> Result<Vec<EncodedEvent>, LogError> {
+        if events.is_empty() {
+            return Err(LogError::EmptyAppend);
+        }
+        if events.len() > self.max_events_per_append {
+            return Err(LogError::TooManyEvents {
+                limit: self.max_events_per_append,
+                actual: events.len(),
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        let mut encoded = Vec::with_capacity(events.len());
+        for event in events {
+            crate::model::check_name(&event.event_type, crate::MAX_EVENT_TYPE_BYTES)
+                .map_err(|reason| LogError::InvalidEventType { reason })?;
+            if event.payload.len() > self.max_payload_bytes {
+                return Err(LogError::PayloadTooLarge {
+                    limit: self.max_payload_bytes,
+                    actual: event.payload.len(),
+                });
+            }
+            if !seen.insert(event.event_id) {
+                return Err(LogError::DuplicateEventId {
+                    event_id: event.event_id,
+                    stream: String::new(),
+                });
+            }
+            let metadata = crate::codec::to_msgpack("metadata", &event.metadata)?;
+            encoded.push(EncodedEvent {
+                event_id: event.event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                metadata,
+                payload: event.payload,
+            });
+        }
+        Ok(encoded)
+    }
+
+    /// Stops accepting appends; the writer finishes what is queued, then ends.
+    pub fn close(&self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.take();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,98 +520,5 @@ mod tests {
             decisions[2],
             Decision::Done(Err(LogError::DuplicateEventId { .. }))
         ));
-    }
-}
-
-/// The callers' side of the writer: validates and encodes an append, queues it, awaits the
-/// result. Validation happens here, in the caller's task, so a bad append never reaches a
-/// transaction shared with others.
-pub(crate) struct Appender {
-    queue: std::sync::Mutex<Option<mpsc::Sender<Queued>>>,
-    max_payload_bytes: usize,
-    max_events_per_append: usize,
-}
-
-impl Appender {
-    pub fn new(queue: mpsc::Sender<Queued>, options: &crate::LogOptions) -> Self {
-        Appender {
-            queue: std::sync::Mutex::new(Some(queue)),
-            max_payload_bytes: options.max_payload_bytes,
-            max_events_per_append: options.max_events_per_append,
-        }
-    }
-
-    pub async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<crate::NewEvent>,
-    ) -> Result<AppendResult, LogError> {
-        let events = self.encode(events)?;
-        let sender = self
-            .queue
-            .lock()
-            .map_err(|_| LogError::Closed)?
-            .clone()
-            .ok_or(LogError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(Queued {
-                request: AppendRequest {
-                    stream: stream.clone(),
-                    expected,
-                    events,
-                },
-                reply,
-            })
-            .await
-            .map_err(|_| LogError::Closed)?;
-        answer.await.map_err(|_| LogError::Closed)?
-    }
-
-    fn encode(&self, events: Vec<crate::NewEvent>) -> Result<Vec<EncodedEvent>, LogError> {
-        if events.is_empty() {
-            return Err(LogError::EmptyAppend);
-        }
-        if events.len() > self.max_events_per_append {
-            return Err(LogError::TooManyEvents {
-                limit: self.max_events_per_append,
-                actual: events.len(),
-            });
-        }
-        let mut seen = std::collections::HashSet::with_capacity(events.len());
-        let mut encoded = Vec::with_capacity(events.len());
-        for event in events {
-            crate::model::check_name(&event.event_type, crate::MAX_EVENT_TYPE_BYTES)
-                .map_err(|reason| LogError::InvalidEventType { reason })?;
-            if event.payload.len() > self.max_payload_bytes {
-                return Err(LogError::PayloadTooLarge {
-                    limit: self.max_payload_bytes,
-                    actual: event.payload.len(),
-                });
-            }
-            if !seen.insert(event.event_id) {
-                return Err(LogError::DuplicateEventId {
-                    event_id: event.event_id,
-                    stream: String::new(),
-                });
-            }
-            let metadata = crate::codec::to_msgpack("metadata", &event.metadata)?;
-            encoded.push(EncodedEvent {
-                event_id: event.event_id,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                metadata,
-                payload: event.payload,
-            });
-        }
-        Ok(encoded)
-    }
-
-    /// Stops accepting appends; the writer finishes what is queued, then ends.
-    pub fn close(&self) {
-        if let Ok(mut queue) = self.queue.lock() {
-            queue.take();
-        }
     }
 }

@@ -14,8 +14,8 @@ use crate::model::{
 use crate::rows::{self, Envelope, signed, unsigned};
 use crate::{EventLog, LogOptions, MAX_READ_BATCH};
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use sqlx::{Acquire, Row};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -248,8 +248,7 @@ impl BatchStore for PgStore {
         requests: Vec<AppendRequest>,
     ) -> Result<Vec<Result<AppendResult, LogError>>, LogError> {
         let requests = &requests[..];
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PostgresLog::APPEND_LOCK_KEY)
             .execute(&mut *tx)
@@ -333,14 +332,20 @@ impl BatchStore for PgStore {
                 metadata.push(event.metadata.as_slice());
                 payloads.push(event.payload.as_slice());
             }
+            // Insert and announce in one round trip; the announcement is delivered to
+            // listeners when (and only if) the transaction commits.
             let inserted = sqlx::query(
-                "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
-                                     recorded_at, metadata, payload) \
-                 SELECT s, v, i, t, sv, $8, m, p \
-                   FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], \
-                               $6::bytea[], $7::bytea[]) WITH ORDINALITY AS x(s, v, i, t, sv, m, p, n) \
-                  ORDER BY n \
-                 RETURNING event_id, position",
+                "WITH inserted AS ( \
+                   INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
+                                       recorded_at, metadata, payload) \
+                   SELECT s, v, i, t, sv, $8, m, p \
+                     FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], \
+                                 $6::bytea[], $7::bytea[]) WITH ORDINALITY AS x(s, v, i, t, sv, m, p, n) \
+                    ORDER BY n \
+                   RETURNING event_id, position), \
+                 announced AS ( \
+                   SELECT pg_notify($9, max(position)::text) FROM inserted) \
+                 SELECT event_id, position FROM inserted, announced",
             )
             .bind(&stream_ids)
             .bind(&versions)
@@ -350,19 +355,13 @@ impl BatchStore for PgStore {
             .bind(&metadata)
             .bind(&payloads)
             .bind(recorded_at)
+            .bind(NOTIFY_CHANNEL)
             .fetch_all(&mut *tx)
             .await?;
-            let mut last = 0;
             for row in inserted {
                 let position = unsigned(row.try_get(1)?, "position")?;
-                last = last.max(position);
                 positions.insert(row.try_get::<Uuid, _>(0)?, position);
             }
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(last.to_string())
-                .execute(&mut *tx)
-                .await?;
         }
         let results = batch::results(requests, &planned, decisions, &positions)?;
         tx.commit().await?;

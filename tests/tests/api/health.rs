@@ -1,7 +1,9 @@
 use crate::helpers::{Backend, spawn_app};
 
 async fn health_reports_the_log_as_reachable(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
     let response = app.get("/health").await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -10,7 +12,9 @@ async fn health_reports_the_log_as_reachable(backend: Backend) {
 }
 
 async fn an_unknown_route_is_a_problem_json_404(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
     let response = app.get("/no/such/thing").await;
     assert_eq!(response.status(), 404);
     assert_eq!(
