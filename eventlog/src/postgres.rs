@@ -11,7 +11,7 @@ use crate::error::LogError;
 use crate::model::{
     AppendResult, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
 };
-use crate::rows::{self, Envelope, signed, unsigned};
+use crate::rows::{self, Envelope, select_events, signed, unsigned};
 use crate::{EventLog, LogOptions, MAX_READ_BATCH};
 use async_trait::async_trait;
 use sqlx::Row;
@@ -22,17 +22,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-
-/// The columns every read selects, in the order [`read_envelope`] expects.
-macro_rules! select_events {
-    ($tail:literal) => {
-        concat!(
-            "SELECT position, stream_id, version, event_id, event_type, schema_version, ",
-            "recorded_at, metadata, payload FROM events ",
-            $tail
-        )
-    };
-}
 
 fn read_envelope(row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, LogError> {
     rows::envelope(Envelope {

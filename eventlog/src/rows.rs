@@ -4,6 +4,19 @@ use crate::error::LogError;
 use crate::model::{Metadata, Position, RecordedEvent, StreamVersion, Timestamp};
 use uuid::Uuid;
 
+/// `SELECT <the envelope's columns> FROM events <tail>`: every read of either backend selects
+/// the columns of an [`Envelope`] in this order.
+macro_rules! select_events {
+    ($tail:literal) => {
+        concat!(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, ",
+            "recorded_at, metadata, payload FROM events ",
+            $tail
+        )
+    };
+}
+pub(crate) use select_events;
+
 /// The raw columns of one stored event, as any backend reads them.
 pub(crate) struct Envelope {
     pub position: i64,

@@ -10,7 +10,7 @@ use crate::error::LogError;
 use crate::model::{
     AppendResult, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
 };
-use crate::rows::{self, Envelope, signed, unsigned};
+use crate::rows::{self, Envelope, select_events, signed, unsigned};
 use crate::{Durability, EventLog, LogOptions, MAX_READ_BATCH};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -84,17 +84,6 @@ impl SqliteLog {
             writer: Mutex::new(Some(writer)),
         })
     }
-}
-
-/// The columns every read selects, in the order [`read_envelope`] expects.
-macro_rules! select_events {
-    ($tail:literal) => {
-        concat!(
-            "SELECT position, stream_id, version, event_id, event_type, schema_version, ",
-            "recorded_at, metadata, payload FROM events ",
-            $tail
-        )
-    };
 }
 
 fn read_envelope(row: &rusqlite::Row<'_>) -> Result<RecordedEvent, LogError> {

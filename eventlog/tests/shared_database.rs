@@ -4,25 +4,28 @@
 mod support;
 
 use parley_eventlog::{
-    ExpectedVersion, LogError, LogOptions, Position, StreamVersion, Subscription,
+    EventLog, ExpectedVersion, LogError, LogOptions, Position, StreamVersion, Subscription,
 };
+use std::sync::Arc;
 use std::time::Duration;
 use support::{Backend, event, stream};
 
+/// A log on a fresh PostgreSQL database, and a second log on the same database.
+async fn two_postgres_processes() -> Option<(Backend, Arc<dyn EventLog>)> {
+    let backend = Backend::postgres().await?;
+    let options = LogOptions {
+        pool_size: 3,
+        ..LogOptions::default()
+    };
+    let other = parley_eventlog::open(&backend.url, options).await.unwrap();
+    Some((backend, other))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_a_subscriber_sees_appends_made_by_another_process() {
-    let Some(backend) = Backend::postgres().await else {
+    let Some((backend, other)) = two_postgres_processes().await else {
         return;
     };
-    let other = parley_eventlog::open(
-        &backend.url,
-        LogOptions {
-            pool_size: 3,
-            ..LogOptions::default()
-        },
-    )
-    .await
-    .unwrap();
     let mut subscription = Subscription::new(backend.log.clone(), Position::START, 10);
     let reading = tokio::spawn(async move {
         let mut seen = Vec::new();
@@ -52,18 +55,9 @@ async fn on_postgres_a_subscriber_sees_appends_made_by_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_racing_writers_in_two_processes_cannot_both_win() {
-    let Some(backend) = Backend::postgres().await else {
+    let Some((backend, other)) = two_postgres_processes().await else {
         return;
     };
-    let other = parley_eventlog::open(
-        &backend.url,
-        LogOptions {
-            pool_size: 3,
-            ..LogOptions::default()
-        },
-    )
-    .await
-    .unwrap();
     let s = stream("ticket-contested");
     for round in 0..20u64 {
         let expected = ExpectedVersion::Exact(StreamVersion(round));
