@@ -61,13 +61,14 @@ impl From<LogError> for Problem {
                 "duplicate-event-id",
                 error.to_string(),
             ),
-            E::InvalidStreamId { .. } | E::InvalidEventType { .. } | E::EmptyAppend => {
-                Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation",
-                    error.to_string(),
-                )
-            }
+            E::InvalidStreamId { .. }
+            | E::InvalidEventType { .. }
+            | E::EmptyAppend
+            | E::RepeatedEventId { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                error.to_string(),
+            ),
             E::TooManyEvents { .. } | E::PayloadTooLarge { .. } => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",

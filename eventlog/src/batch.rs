@@ -400,9 +400,8 @@ impl Appender {
                 });
             }
             if !seen.insert(event.event_id) {
-                return Err(LogError::DuplicateEventId {
+                return Err(LogError::RepeatedEventId {
                     event_id: event.event_id,
-                    stream: String::new(),
                 });
             }
             let metadata = crate::codec::to_msgpack("metadata", &event.metadata)?;

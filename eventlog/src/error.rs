@@ -28,6 +28,10 @@ pub enum LogError {
     )]
     DuplicateEventId { event_id: Uuid, stream: String },
 
+    /// One append carries the same event id twice. HTTP: 422.
+    #[error("event id {event_id} appears more than once in one append")]
+    RepeatedEventId { event_id: Uuid },
+
     /// The stream id is empty, too long or contains control characters. HTTP: 422.
     #[error("invalid stream id: {reason}")]
     InvalidStreamId { reason: String },

@@ -474,7 +474,7 @@ async fn bad_input_is_a_typed_error(log: Arc<dyn EventLog>) {
         .append(&s, ExpectedVersion::Any, vec![twice.clone(), twice])
         .await
         .unwrap_err();
-    assert!(matches!(err, LogError::DuplicateEventId { .. }));
+    assert!(matches!(err, LogError::RepeatedEventId { .. }));
     let err = log
         .append(&s, ExpectedVersion::Any, (0..1001).map(event).collect())
         .await
