@@ -1,0 +1,70 @@
+//! Every refused action, precisely. The API answers `409 Conflict` for rules about the current
+//! state (`is_conflict`) and `422 Unprocessable Entity` for invalid input.
+
+use crate::ids::{AgentId, CustomerId, MessageId, TicketId};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    // Input that can never be valid (422).
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+
+    // Rules about the current state (409).
+    #[error("the conversation does not exist")]
+    ConversationNotFound,
+    #[error("the conversation already exists")]
+    ConversationExists,
+    #[error("message {0} does not exist in this conversation")]
+    MessageNotFound(MessageId),
+    #[error("the conversation is closed")]
+    ConversationClosed,
+    #[error("the conversation is already open")]
+    ConversationAlreadyOpen,
+    #[error("the conversation is marked as spam")]
+    ConversationIsSpam,
+    #[error("customers can never join an internal conversation")]
+    CustomerInInternalConversation,
+    #[error("agent {0} is not a participant of this conversation")]
+    NotAParticipant(AgentId),
+    #[error("customer {0} is not a participant of this conversation")]
+    CustomerNotAParticipant(CustomerId),
+    #[error("agent {0} already takes part in this conversation")]
+    AlreadyAParticipant(AgentId),
+    #[error("only the author can edit or delete message {0}")]
+    NotTheAuthor(MessageId),
+    #[error("message {0} is deleted")]
+    MessageDeleted(MessageId),
+    #[error("the conversation is already assigned to agent {0}")]
+    AlreadyAssignedTo(AgentId),
+    #[error("the conversation is assigned to agent {0}")]
+    AssignedToAnother(AgentId),
+    #[error("the conversation is not assigned to anyone")]
+    Unassigned,
+    #[error("the conversation is pinned by agent {0}")]
+    PinnedBy(AgentId),
+    #[error("the conversation is not pinned")]
+    NotPinned,
+    #[error("agent {0} already follows this conversation")]
+    AlreadyFollowing(AgentId),
+    #[error("agent {0} does not follow this conversation")]
+    NotFollowing(AgentId),
+    #[error("no rating was requested for this conversation")]
+    RatingNotRequested,
+    #[error("the conversation is already rated")]
+    AlreadyRated,
+    #[error("ticket {0} is already linked")]
+    TicketAlreadyLinked(TicketId),
+    #[error("ticket {0} is not linked")]
+    TicketNotLinked(TicketId),
+    #[error("the conversation is already in that queue")]
+    AlreadyInQueue,
+    #[error("nothing changes")]
+    NoChange,
+}
+
+impl DomainError {
+    /// `true` for rules about the current state (HTTP 409), `false` for invalid input (422).
+    pub fn is_conflict(&self) -> bool {
+        !matches!(self, DomainError::Invalid { .. })
+    }
+}

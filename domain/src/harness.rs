@@ -1,0 +1,66 @@
+//! given / when / then for aggregates:
+//! `given::<Conversation>(events).when(command).then(events)` or `.then_err(error)`.
+
+use crate::{Aggregate, DomainError};
+
+pub struct Given<A: Aggregate> {
+    state: A,
+}
+
+pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Given<A> {
+    let events: Vec<A::Event> = events.into_iter().collect();
+    Given {
+        state: A::replay(&events),
+    }
+}
+
+pub struct When<A: Aggregate> {
+    state: A,
+    result: Result<Vec<A::Event>, DomainError>,
+}
+
+impl<A: Aggregate> Given<A> {
+    pub fn when(self, command: A::Command) -> When<A> {
+        let result = self.state.decide(command);
+        When {
+            state: self.state,
+            result,
+        }
+    }
+}
+
+impl<A: Aggregate> When<A>
+where
+    A::Event: PartialEq,
+{
+    /// The command is accepted with exactly these events; returns the state after them.
+    #[track_caller]
+    pub fn then(self, expected: impl IntoIterator<Item = A::Event>) -> A {
+        let expected: Vec<A::Event> = expected.into_iter().collect();
+        match self.result {
+            Ok(events) => {
+                assert_eq!(events, expected, "the command caused other events");
+                events.iter().fold(self.state, A::evolve)
+            }
+            Err(error) => panic!("expected {expected:?}, the command was refused: {error}"),
+        }
+    }
+
+    /// The command is accepted (whatever its events); returns the state after them.
+    #[track_caller]
+    pub fn then_accepted(self) -> A {
+        match self.result {
+            Ok(events) => events.iter().fold(self.state, A::evolve),
+            Err(error) => panic!("the command was refused: {error}"),
+        }
+    }
+
+    /// The command is refused with exactly this error.
+    #[track_caller]
+    pub fn then_err(self, expected: DomainError) {
+        match self.result {
+            Ok(events) => panic!("expected {expected:?}, the command was accepted: {events:?}"),
+            Err(error) => assert_eq!(error, expected),
+        }
+    }
+}
