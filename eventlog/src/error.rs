@@ -77,9 +77,10 @@ pub enum LogError {
     #[error("unsupported database url `{0}`: expected sqlite:… or postgres://…")]
     UnsupportedUrl(String),
 
-    /// The transaction that carried this append (with others, by group commit) failed; nothing
-    /// of it was written. HTTP: 503 (retryable with the same event ids).
-    #[error("the append was not written: {0}")]
+    /// The transaction that carried this append (with others, by group commit) failed. Almost
+    /// always nothing was written; if the connection broke during the commit itself it may
+    /// have been. Retrying with the same event ids is safe either way. HTTP: 503.
+    #[error("the append may not have been written (retry with the same event ids): {0}")]
     BatchFailed(std::sync::Arc<LogError>),
 
     /// The log's writer has stopped (the process is shutting down). HTTP: 503.

@@ -15,8 +15,9 @@ use crate::rows::{self, Envelope, select_events, signed, unsigned};
 use crate::{EventLog, LogOptions, MAX_READ_BATCH};
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -44,7 +45,9 @@ pub const NOTIFY_CHANNEL: &str = "parley_events";
 pub struct PostgresLog {
     pool: PgPool,
     appender: Appender,
-    head: Arc<watch::Sender<Position>>,
+    /// The writer and listener tasks own the sender: once they end, subscribers learn the log
+    /// is closed.
+    head: watch::Receiver<Position>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -54,10 +57,17 @@ impl PostgresLog {
 
     /// Connects to `url`, applies migrations, starts the writer and the notification listener.
     pub async fn open(url: &str, options: LogOptions) -> Result<Self, LogError> {
+        // A writer that stalls inside its batch must not hold the append lock for long: its
+        // session is ended after 60 s idle in a transaction, and waits for the lock give up
+        // after 30 s (the batch then fails and its callers may retry).
+        let connect = PgConnectOptions::from_str(url)?.options([
+            ("idle_in_transaction_session_timeout", "60000"),
+            ("lock_timeout", "30000"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size.max(2))
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(connect)
             .await?;
         Self::with_pool(pool, options).await
     }
@@ -68,18 +78,23 @@ impl PostgresLog {
         let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
             .fetch_one(&pool)
             .await?;
-        let head = Arc::new(watch::channel(Position(unsigned(head.unwrap_or(0), "position")?)).0);
+        let (head_tx, head) = watch::channel(Position(unsigned(head.unwrap_or(0), "position")?));
+        let head_tx = Arc::new(head_tx);
 
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
-        let listen = tokio::spawn(follow_notifications(listener, pool.clone(), head.clone()));
+        let listen = tokio::spawn(follow_notifications(
+            listener,
+            pool.clone(),
+            head_tx.clone(),
+        ));
 
         let (queue, requests) = mpsc::channel(4096);
         let store = PgStore { pool: pool.clone() };
         let writer = tokio::spawn(batch::run_writer(
             store,
             requests,
-            head.clone(),
+            head_tx,
             options.max_batch_events,
             options.group_commit,
         ));
@@ -97,8 +112,9 @@ impl PostgresLog {
     }
 }
 
-/// Moves the head watch forward on every notification from any process. After a lost
-/// connection (notifications may have been missed) it re-reads the head once.
+/// Moves the head watch forward on every notification from any process. After an
+/// interruption (notifications may have been missed) it reconnects, listens again, and only
+/// then re-reads the head, so nothing appended meanwhile goes unannounced.
 async fn follow_notifications(
     mut listener: PgListener,
     pool: PgPool,
@@ -114,31 +130,42 @@ async fn follow_notifications(
         });
     };
     let mut backoff = Duration::from_millis(50);
+    let mut resync = false;
     loop {
+        if resync {
+            // Any statement through the listener reconnects it and re-issues LISTEN.
+            let reconnected = sqlx::query("SELECT 1").execute(&mut listener).await.is_ok();
+            let read = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(position) FROM events")
+                .fetch_one(&pool)
+                .await;
+            match (reconnected, read) {
+                (true, Ok(position)) => {
+                    advance(Position(position.unwrap_or(0).max(0) as u64));
+                    resync = false;
+                    backoff = Duration::from_millis(50);
+                }
+                _ if pool.is_closed() => return,
+                _ => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
         match listener.try_recv().await {
             Ok(Some(notification)) => {
-                backoff = Duration::from_millis(50);
                 if let Ok(position) = notification.payload().parse::<u64>() {
                     advance(Position(position));
                 }
             }
-            Ok(None) => {
-                // The connection was lost and re-established: catch up on what was missed.
-                if let Ok(Some(position)) =
-                    sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(position) FROM events")
-                        .fetch_one(&pool)
-                        .await
-                {
-                    advance(Position(position.max(0) as u64));
-                }
-            }
+            // The connection was lost and re-established: catch up on what was missed.
+            Ok(None) => resync = true,
             Err(error) => {
                 if pool.is_closed() {
                     return;
                 }
                 tracing::warn!(%error, "event notifications interrupted; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                resync = true;
             }
         }
     }
@@ -204,7 +231,7 @@ impl EventLog for PostgresLog {
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.head.subscribe()
+        self.head.clone()
     }
 
     async fn close(&self) {
@@ -237,7 +264,12 @@ impl BatchStore for PgStore {
         requests: Vec<AppendRequest>,
     ) -> Result<Vec<Result<AppendResult, LogError>>, LogError> {
         let requests = &requests[..];
-        let mut tx = self.pool.begin().await?;
+        // The lock argument (ADR 0002) needs each statement to see what committed before it:
+        // READ COMMITTED, whatever the server's default isolation.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PostgresLog::APPEND_LOCK_KEY)
             .execute(&mut *tx)

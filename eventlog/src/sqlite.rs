@@ -29,7 +29,8 @@ use uuid::Uuid;
 pub struct SqliteLog {
     readers: Arc<Readers>,
     appender: Appender,
-    head: Arc<watch::Sender<Position>>,
+    /// The writer task owns the sender: once it ends, subscribers learn the log is closed.
+    head: watch::Receiver<Position>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -67,13 +68,13 @@ impl SqliteLog {
                 Ok(Position(unsigned(head.unwrap_or(0), "position")?))
             })
             .await?;
-        let head = Arc::new(watch::channel(head).0);
+        let (head_tx, head) = watch::channel(head);
 
         let (queue, requests) = mpsc::channel(4096);
         let writer = tokio::spawn(batch::run_writer(
             SqliteStore { state: Some(state) },
             requests,
-            head.clone(),
+            Arc::new(head_tx),
             options.max_batch_events,
             options.group_commit,
         ));
@@ -192,7 +193,7 @@ impl EventLog for SqliteLog {
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.head.subscribe()
+        self.head.clone()
     }
 
     async fn close(&self) {
@@ -207,7 +208,7 @@ impl EventLog for SqliteLog {
 /// Read-only connections, each used by one blocking task at a time.
 struct Readers {
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl Readers {
@@ -229,32 +230,54 @@ impl Readers {
         .map_err(|_| LogError::Closed)??;
         Ok(Readers {
             idle: Mutex::new(connections),
-            permits: Semaphore::new(size),
+            permits: Arc::new(Semaphore::new(size)),
         })
     }
 
-    /// Runs `read` on an idle connection, on a blocking thread.
+    /// Runs `read` on an idle connection, on a blocking thread. The permit travels with the
+    /// connection, so a caller that stops waiting cannot let another read find the pool empty.
     async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         read: impl FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
     ) -> Result<T, LogError> {
-        let _permit = self.permits.acquire().await.map_err(|_| LogError::Closed)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| LogError::Closed)?;
         let readers = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = readers
                 .idle
                 .lock()
                 .map_err(|_| LogError::Closed)?
                 .pop()
                 .ok_or(LogError::Closed)?;
-            let result = read(&conn);
-            if let Ok(mut idle) = readers.idle.lock() {
-                idle.push(conn);
-            }
-            result
+            // Put back even if `read` panics.
+            let lease = Lease {
+                readers: &readers,
+                conn: Some(conn),
+            };
+            read(lease.conn.as_ref().ok_or(LogError::Closed)?)
         })
         .await
         .map_err(|_| LogError::Closed)?
+    }
+}
+
+/// A reader connection on loan; dropping it returns the connection to the pool.
+struct Lease<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.readers.idle.lock()) {
+            idle.push(conn);
+        }
     }
 }
 
@@ -284,6 +307,8 @@ impl BatchStore for SqliteStore {
 /// The writer connection and what it remembers between batches.
 struct WriterState {
     conn: Connection,
+    path: PathBuf,
+    durability: Durability,
     last_recorded_at: i64,
     /// Streams as of the last commit: key and head version. Valid while no other connection
     /// has written the file, which `PRAGMA data_version` tells at the start of every batch.
@@ -296,6 +321,18 @@ struct Head {
     /// `None` until the stream has a row in `streams`.
     key: Option<i64>,
     version: u64,
+}
+
+/// The `recorded_at` of the last stored event (0 for an empty log).
+fn last_recorded_at(conn: &Connection) -> Result<i64, LogError> {
+    let last: Option<i64> = conn
+        .query_row(
+            "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(last.unwrap_or(0))
 }
 
 /// Streams are forgotten wholesale past this many; they are re-read on demand.
@@ -319,16 +356,11 @@ impl WriterState {
              PRAGMA journal_size_limit = 67108864; \
              PRAGMA cache_size = -65536;",
         )?;
-        let last_recorded_at: Option<i64> = conn
-            .query_row(
-                "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
         Ok(WriterState {
+            last_recorded_at: last_recorded_at(&conn)?,
             conn,
-            last_recorded_at: last_recorded_at.unwrap_or(0),
+            path: path.clone(),
+            durability,
             streams: HashMap::new(),
             data_version: 0,
         })
@@ -377,6 +409,11 @@ impl WriterState {
             // either, the transaction never committed) and forget what it cached.
             let _ = self.conn.execute_batch("ROLLBACK");
             self.streams.clear();
+            if !self.conn.is_autocommit() {
+                // Still inside a transaction: start over on a fresh connection rather than
+                // keep the write lock and fail every later batch.
+                *self = WriterState::open(&self.path, self.durability)?;
+            }
         }
         outcome
     }
@@ -393,6 +430,7 @@ impl WriterState {
             // Another connection wrote the file: what we remember may be stale.
             self.streams.clear();
             self.data_version = data_version;
+            self.last_recorded_at = self.last_recorded_at.max(last_recorded_at(&self.conn)?);
         }
         for request in requests {
             let stream = request.stream.as_str();

@@ -54,6 +54,8 @@ contract!(
     bad_input_is_a_typed_error,
     an_unknown_event_type_on_read_is_a_typed_error,
     a_conflicting_append_in_a_busy_batch_fails_alone,
+    reads_abandoned_by_their_callers_do_not_break_later_reads,
+    a_subscriber_learns_that_the_log_was_closed,
 );
 
 async fn appends_check_the_expected_version(log: Arc<dyn EventLog>) {
@@ -567,4 +569,33 @@ async fn a_conflicting_append_in_a_busy_batch_fails_alone(log: Arc<dyn EventLog>
         }
     }
     assert_eq!((contended_wins, conflicts, own), (1, 31, 32));
+}
+
+async fn reads_abandoned_by_their_callers_do_not_break_later_reads(log: Arc<dyn EventLog>) {
+    log.append(&stream("s"), ExpectedVersion::Any, vec![event(1)])
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        // A caller that gives up at once (a client that disconnected, a timeout).
+        let _ = tokio::time::timeout(Duration::ZERO, log.read_all(Position::START, 10)).await;
+        let events = log.read_all(Position::START, 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+    }
+}
+
+async fn a_subscriber_learns_that_the_log_was_closed(log: Arc<dyn EventLog>) {
+    log.append(&stream("s"), ExpectedVersion::Any, vec![event(1)])
+        .await
+        .unwrap();
+    let mut subscription = Subscription::new(log.clone(), Position::START, 10);
+    assert_eq!(subscription.next_batch().await.unwrap().len(), 1);
+    log.close().await;
+    let ended = tokio::time::timeout(Duration::from_secs(30), subscription.next_batch())
+        .await
+        .expect("the subscriber does not wait forever");
+    assert!(matches!(ended, Err(LogError::Closed)), "got {ended:?}");
+    let refused = log
+        .append(&stream("s"), ExpectedVersion::Any, vec![event(2)])
+        .await;
+    assert!(matches!(refused, Err(LogError::Closed)));
 }
