@@ -6,6 +6,7 @@
 //! - [`app`]: [`app::Application`], which opens the log, binds the listener (port 0 works,
 //!   for tests) and serves the router built by [`app::router`];
 //! - [`problem`]: the one error type of the API, rendered as RFC 9457 problem+json;
+//! - [`service`]: the application service that turns commands into appended events;
 //! - [`bench`]: the benchmarks behind `parley bench`.
 
 pub mod app;
@@ -13,3 +14,4 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod problem;
+pub mod service;

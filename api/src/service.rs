@@ -1,0 +1,221 @@
+//! The application service: how a command becomes events in the log.
+//!
+//! Load the aggregate's stream, fold it (`evolve`), `decide`, append the new events with the
+//! stream's version as the expected version. If another writer appended in between, the append
+//! is refused with a conflict and the whole cycle runs again on the fresher state, a bounded
+//! number of times, with a short random back-off so that racing writers spread out. Domain
+//! rejections are answered at once: they are decisions, not accidents.
+
+use parley_domain::{Aggregate, DomainError, DomainEvent};
+use parley_eventlog::codec::{CodecError, EventCodec};
+use parley_eventlog::{
+    EventLog, ExpectedVersion, LogError, Metadata, NewEvent, Position, StreamId, StreamVersion,
+};
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Attempts before a command gives up on a stream that keeps changing under it.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 50;
+
+/// Why a command did not produce events.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The domain refused the command (HTTP 409 or 422, see `DomainError::is_conflict`).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The stream kept changing; every attempt met a newer version (HTTP 409).
+    #[error("the stream kept changing under the command; gave up after {attempts} attempts")]
+    Contention { attempts: u32 },
+    /// A stored event could not be decoded (HTTP 500).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The log failed (HTTP 503 for storage, 4xx for bad input such as an invalid stream id).
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// What an accepted command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// The stream's version after the command.
+    pub stream_version: StreamVersion,
+    /// The global position of the command's last event (or of the stream's last event if the
+    /// command changed nothing): a read model that has reached it shows the command's effect.
+    pub position: Position,
+    /// How many events the command appended.
+    pub events: usize,
+}
+
+/// Runs commands against the log.
+#[derive(Clone)]
+pub struct CommandService {
+    log: Arc<dyn EventLog>,
+    max_attempts: u32,
+}
+
+impl CommandService {
+    pub fn new(log: Arc<dyn EventLog>) -> Self {
+        CommandService {
+            log,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// The stream of aggregate `A` with this id: `<prefix>-<id>`.
+    pub fn stream<A: Aggregate>(id: impl Display) -> Result<StreamId, LogError> {
+        StreamId::new(format!("{}-{id}", A::STREAM_PREFIX))
+    }
+
+    /// Loads the aggregate: its state, version and the position of its last event.
+    pub async fn load<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+    ) -> Result<(A, StreamVersion, Position), ServiceError> {
+        let mut state = A::default();
+        let mut version = StreamVersion::NONE;
+        let mut position = Position::START;
+        loop {
+            let page = self.log.read_stream(stream, version, 1000).await?;
+            let Some(last) = page.last() else { break };
+            version = last.version;
+            position = last.position;
+            for recorded in &page {
+                let Stored(event) = parley_eventlog::codec::decode::<Stored<A::Event>>(recorded)?;
+                state = state.evolve(&event);
+            }
+            if page.len() < 1000 {
+                break;
+            }
+        }
+        Ok((state, version, position))
+    }
+
+    /// Decides `command` against the current state of `stream` and appends its events.
+    pub async fn execute<A>(
+        &self,
+        stream: &StreamId,
+        command: A::Command,
+        metadata: &Metadata,
+    ) -> Result<Executed, ServiceError>
+    where
+        A: Aggregate,
+        A::Command: Clone,
+    {
+        for attempt in 0..self.max_attempts {
+            let (state, version, position) = self.load::<A>(stream).await?;
+            let events = state.decide(command.clone())?;
+            if events.is_empty() {
+                return Ok(Executed {
+                    stream_version: version,
+                    position,
+                    events: 0,
+                });
+            }
+            let count = events.len();
+            let new_events = events
+                .iter()
+                .map(|event| {
+                    parley_eventlog::codec::new_event(
+                        Uuid::now_v7(),
+                        &StoredRef(event),
+                        metadata.clone(),
+                    )
+                })
+                .collect::<Result<Vec<NewEvent>, _>>()?;
+            let expected = match version {
+                StreamVersion::NONE => ExpectedVersion::NoStream,
+                v => ExpectedVersion::Exact(v),
+            };
+            match self.log.append(stream, expected, new_events).await {
+                Ok(result) => {
+                    return Ok(Executed {
+                        stream_version: result.stream_version,
+                        position: result.last_position(),
+                        events: count,
+                    });
+                }
+                Err(LogError::Conflict { .. }) => backoff(attempt).await,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ServiceError::Contention {
+            attempts: self.max_attempts,
+        })
+    }
+}
+
+/// A short random pause, growing with the attempt (at most about 8 ms).
+async fn backoff(attempt: u32) {
+    let ceiling_us = 250u128 << attempt.min(5);
+    let jitter = Uuid::new_v4().as_u128() % ceiling_us;
+    tokio::time::sleep(Duration::from_micros(jitter as u64)).await;
+}
+
+/// A domain event as the log stores it: MessagePack with named fields, schema version 1.
+struct Stored<E>(E);
+/// The same, borrowed, for encoding.
+struct StoredRef<'a, E>(&'a E);
+
+const SCHEMA_VERSION: u16 = 1;
+
+fn known<E: DomainEvent>(event_type: &str) -> Option<u16> {
+    E::event_types()
+        .contains(&event_type)
+        .then_some(SCHEMA_VERSION)
+}
+
+fn encode<E: DomainEvent>(event: &E) -> Result<Vec<u8>, CodecError> {
+    let mut bytes = Vec::new();
+    event
+        .serialize_payload(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
+        .map_err(|e| CodecError::Encode {
+            event_type: event.event_type().to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(bytes)
+}
+
+impl<E: DomainEvent> EventCodec for StoredRef<'_, E> {
+    fn event_type(&self) -> &'static str {
+        self.0.event_type()
+    }
+    fn current_schema_version(event_type: &str) -> Option<u16> {
+        known::<E>(event_type)
+    }
+    fn encode_payload(&self) -> Result<Vec<u8>, CodecError> {
+        encode(self.0)
+    }
+    fn decode_payload(event_type: &str, _payload: &[u8]) -> Result<Self, CodecError> {
+        Err(CodecError::UnknownEventType {
+            event_type: event_type.to_owned(),
+        })
+    }
+}
+
+impl<E: DomainEvent> EventCodec for Stored<E> {
+    fn event_type(&self) -> &'static str {
+        self.0.event_type()
+    }
+    fn current_schema_version(event_type: &str) -> Option<u16> {
+        known::<E>(event_type)
+    }
+    fn encode_payload(&self) -> Result<Vec<u8>, CodecError> {
+        encode(&self.0)
+    }
+    fn decode_payload(event_type: &str, payload: &[u8]) -> Result<Self, CodecError> {
+        let mut decoder = rmp_serde::Deserializer::new(payload);
+        match E::deserialize_payload(event_type, &mut decoder) {
+            Some(Ok(event)) => Ok(Stored(event)),
+            Some(Err(error)) => Err(CodecError::Decode {
+                event_type: event_type.to_owned(),
+                schema_version: SCHEMA_VERSION,
+                reason: error.to_string(),
+            }),
+            None => Err(CodecError::UnknownEventType {
+                event_type: event_type.to_owned(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The application service on both backends: 20 agents acting on one conversation at once.
+//! Every accepted action is in the stream exactly once; every refused one got its precise
+//! domain error; none is lost to a concurrency conflict.
+
+use parley_api::service::{CommandService, ServiceError};
+use parley_domain::conversation::{
+    Channel, Conversation, ConversationCommand as C, ConversationKind, MessageSent, SendMessage,
+    Start, Visibility,
+};
+use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId};
+use parley_domain::{Actor, DomainError, Timestamp};
+use parley_eventlog::{EventLog, LogOptions, Metadata, StreamId};
+use std::collections::HashSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+const AGENTS: u128 = 20;
+const MESSAGES_PER_AGENT: u128 = 3;
+const AT: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+fn agent(n: u128) -> AgentId {
+    AgentId(Uuid::from_u128(0xa000 + n))
+}
+
+fn message(agent: u128, n: u128) -> MessageId {
+    MessageId(Uuid::from_u128(0xe000_0000 + agent * 100 + n))
+}
+
+#[derive(Default)]
+struct Outcome {
+    accepted_events: usize,
+    takeovers: usize,
+}
+
+async fn agent_acts(service: CommandService, stream: StreamId, n: u128) -> Outcome {
+    let me = agent(n);
+    let metadata = Metadata::default();
+    let mut outcome = Outcome::default();
+    for m in 0..MESSAGES_PER_AGENT {
+        let sent = service
+            .execute::<Conversation>(
+                &stream,
+                C::SendMessage(SendMessage {
+                    message_id: message(n, m),
+                    author: Actor::Agent(me),
+                    body: format!("reply {m} from agent {n}"),
+                    visibility: Visibility::Public,
+                    attachments: vec![],
+                    mentions: vec![],
+                    quote_of: None,
+                    at: AT,
+                }),
+                &metadata,
+            )
+            .await
+            .expect("every message is accepted");
+        outcome.accepted_events += sent.events;
+    }
+    let followed = service
+        .execute::<Conversation>(&stream, C::Follow { agent: me, at: AT }, &metadata)
+        .await
+        .expect("the first follow is accepted");
+    outcome.accepted_events += followed.events;
+    let again = service
+        .execute::<Conversation>(&stream, C::Follow { agent: me, at: AT }, &metadata)
+        .await;
+    assert!(
+        matches!(again, Err(ServiceError::Domain(DomainError::AlreadyFollowing(a))) if a == me),
+        "{again:?}"
+    );
+    let rated = service
+        .execute::<Conversation>(
+            &stream,
+            C::Rate {
+                customer: CustomerId(Uuid::from_u128(1)),
+                score: 5,
+                comment: None,
+                at: AT,
+            },
+            &metadata,
+        )
+        .await;
+    assert!(
+        matches!(
+            rated,
+            Err(ServiceError::Domain(DomainError::RatingNotRequested))
+        ),
+        "{rated:?}"
+    );
+    match service
+        .execute::<Conversation>(&stream, C::TakeOver { agent: me, at: AT }, &metadata)
+        .await
+    {
+        Ok(done) => {
+            outcome.accepted_events += done.events;
+            outcome.takeovers += 1;
+        }
+        Err(ServiceError::Domain(DomainError::AlreadyAssignedTo(a))) => assert_eq!(a, me),
+        Err(other) => panic!("take-over failed: {other:?}"),
+    }
+    outcome
+}
+
+async fn twenty_agents_on_one_conversation(log: Arc<dyn EventLog>) {
+    let service = CommandService::new(log.clone());
+    let id = ConversationId(Uuid::now_v7());
+    let stream = CommandService::stream::<Conversation>(id).unwrap();
+    let customer = CustomerId(Uuid::from_u128(1));
+    let metadata = Metadata::default();
+    service
+        .execute::<Conversation>(
+            &stream,
+            C::Start(Start {
+                conversation_id: id,
+                kind: ConversationKind::Customer,
+                channel: Channel::Whatsapp,
+                queue: None,
+                subject: "Where is my parcel?".into(),
+                started_by: Actor::Customer(customer),
+                customers: vec![customer],
+                members: vec![],
+                origin: None,
+                at: AT,
+            }),
+            &metadata,
+        )
+        .await
+        .unwrap();
+    service
+        .execute::<Conversation>(
+            &stream,
+            C::Assign {
+                agent: agent(0),
+                by: Actor::System,
+                at: AT,
+            },
+            &metadata,
+        )
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..AGENTS)
+        .map(|n| tokio::spawn(agent_acts(service.clone(), stream.clone(), n)))
+        .collect();
+    let mut accepted = 2;
+    let mut takeovers = 0;
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        accepted += outcome.accepted_events;
+        takeovers += outcome.takeovers;
+    }
+
+    let (state, version, _) = service.load::<Conversation>(&stream).await.unwrap();
+    assert_eq!(
+        version.0 as usize, accepted,
+        "every accepted event is stored once"
+    );
+    let recorded = log
+        .read_stream(&stream, Default::default(), 10_000)
+        .await
+        .unwrap();
+    let mut messages = HashSet::new();
+    let mut stored_takeovers = 0;
+    for event in &recorded {
+        if event.event_type == "MessageSent" {
+            let sent: MessageSent = rmp_serde::from_slice(&event.payload).unwrap();
+            assert!(messages.insert(sent.message_id), "no message twice");
+        }
+        if event.event_type == "ConversationTakenOver" {
+            stored_takeovers += 1;
+        }
+    }
+    assert_eq!(messages.len() as u128, AGENTS * MESSAGES_PER_AGENT);
+    assert_eq!(stored_takeovers, takeovers);
+    assert_eq!(state.followers.len() as u128, AGENTS);
+    assert_eq!(state.messages.len() as u128, AGENTS * MESSAGES_PER_AGENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_agents_on_one_conversation_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let log = parley_eventlog::open(&url, LogOptions::default())
+        .await
+        .unwrap();
+    twenty_agents_on_one_conversation(log.clone()).await;
+    log.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_agents_on_one_conversation_on_postgres() {
+    let Some(db) = parley_eventlog::testing::postgres_database().await else {
+        return;
+    };
+    let options = LogOptions {
+        pool_size: 8,
+        ..LogOptions::default()
+    };
+    let log = parley_eventlog::open(&db.url, options).await.unwrap();
+    twenty_agents_on_one_conversation(log.clone()).await;
+    log.close().await;
+}
