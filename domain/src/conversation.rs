@@ -9,6 +9,7 @@
 //! its agent: nobody else takes it over, transfers it or passes it back while it holds.
 
 use crate::ids::{AgentId, ConversationId, CustomerId, MessageId, QueueId, TicketId};
+use crate::rules::{check_text, invalid};
 use crate::{Actor, Aggregate, DomainError, Timestamp, event_family};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -522,32 +523,6 @@ fn is_author(reader: Participant, author: Actor) -> bool {
         (Participant::Customer(a), Actor::Customer(b)) => a == b,
         _ => false,
     }
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> DomainError {
-    DomainError::Invalid {
-        field,
-        reason: reason.into(),
-    }
-}
-
-fn check_text(
-    field: &'static str,
-    text: &str,
-    max: usize,
-    allow_empty: bool,
-) -> Result<(), DomainError> {
-    if !allow_empty && text.trim().is_empty() {
-        return Err(invalid(field, "must not be empty"));
-    }
-    let chars = text.chars().count();
-    if chars > max {
-        return Err(invalid(
-            field,
-            format!("is {chars} characters long, the limit is {max}"),
-        ));
-    }
-    Ok(())
 }
 
 impl Aggregate for Conversation {

@@ -60,6 +60,39 @@ pub enum DomainError {
     AlreadyInQueue,
     #[error("nothing changes")]
     NoChange,
+
+    #[error("the ticket does not exist")]
+    TicketNotFound,
+    #[error("the ticket already exists")]
+    TicketExists,
+    #[error("the ticket is closed")]
+    TicketClosed,
+    #[error("a ticket cannot go from {from} to {to}")]
+    InvalidTransition {
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("the ticket already carries the tag `{0}`")]
+    TagPresent(String),
+    #[error("the ticket does not carry the tag `{0}`")]
+    TagAbsent(String),
+    #[error("the ticket has no messaging channel to reply through")]
+    NoReplyChannel,
+    #[error("reply {0} is unknown or already settled")]
+    ReplyNotPending(uuid::Uuid),
+
+    #[error("the customer does not exist")]
+    CustomerNotFound,
+    #[error("the customer already exists")]
+    CustomerExists,
+    #[error("the customer was merged into customer {0}")]
+    CustomerMerged(CustomerId),
+    #[error("a customer cannot be merged into itself")]
+    MergeIntoSelf,
+    #[error("customer {0} was not merged into this one")]
+    NotMergedHere(CustomerId),
+    #[error("the identity is already known for this customer")]
+    IdentityKnown,
 }
 
 impl DomainError {

@@ -6,6 +6,7 @@
 //!   acting user arrive in the command;
 //! - [`DomainEvent`]: every event's permanent type name, for the log's codec;
 //! - [`conversation`]: conversations and their messages (one stream per conversation);
+//! - [`ticket`]: tickets and tasks, their status flow, tags and outbound social replies;
 //! - [`ids`]: typed identifiers; [`DomainError`]: every rejected action, precisely.
 //!
 //! Stream and event names are permanent; `docs/events.md` lists them.
@@ -15,6 +16,8 @@ mod error;
 #[cfg(test)]
 mod harness;
 pub mod ids;
+mod rules;
+pub mod ticket;
 
 pub use error::DomainError;
 

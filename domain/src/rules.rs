@@ -1,0 +1,30 @@
+//! Input checks shared by every aggregate.
+
+use crate::DomainError;
+
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Non-empty (unless allowed) and at most `max` characters.
+pub(crate) fn check_text(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    allow_empty: bool,
+) -> Result<(), DomainError> {
+    if !allow_empty && text.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(invalid(
+            field,
+            format!("is {chars} characters long, the limit is {max}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,572 @@
+use super::*;
+use crate::harness::given;
+
+const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+fn agent(n: u128) -> AgentId {
+    AgentId(Uuid::from_u128(0xa000 + n))
+}
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(0x5000 + n)
+}
+fn by() -> Actor {
+    Actor::Agent(agent(1))
+}
+fn whatsapp() -> ChannelInfo {
+    ChannelInfo {
+        channel: Channel::Whatsapp,
+        account_id: "+15550001".into(),
+        customer_handle: "+15559876".into(),
+    }
+}
+
+fn create(source: TicketSource, channel_info: Option<ChannelInfo>) -> CreateTicket {
+    CreateTicket {
+        ticket_id: TicketId(id(1)),
+        ticket_type: TicketType::Ticket,
+        title: "Parcel lost".into(),
+        description: "The customer's parcel did not arrive.".into(),
+        priority: Priority::Normal,
+        requester: Some(CustomerId(id(2))),
+        source,
+        tags: vec![" VIP ".into()],
+        channel_info,
+        created_by: by(),
+        at: T0,
+    }
+}
+
+fn created(source: TicketSource, tags: &[&str], channel_info: Option<ChannelInfo>) -> TicketEvent {
+    TicketCreated {
+        ticket_id: TicketId(id(1)),
+        ticket_type: TicketType::Ticket,
+        title: "Parcel lost".into(),
+        description: "The customer's parcel did not arrive.".into(),
+        priority: Priority::Normal,
+        requester: Some(CustomerId(id(2))),
+        source,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        channel_info,
+        created_by: by(),
+        at: T0,
+    }
+    .into()
+}
+
+fn api_ticket() -> TicketEvent {
+    created(TicketSource::Api, &["vip"], None)
+}
+
+fn social_ticket() -> TicketEvent {
+    created(
+        TicketSource::Social {
+            channel: Channel::Whatsapp,
+        },
+        &["messaging_support", "vip", "whatsapp"],
+        Some(whatsapp()),
+    )
+}
+
+fn status(from: TicketStatus, to: TicketStatus) -> TicketEvent {
+    TicketStatusChanged {
+        from,
+        to,
+        by: by(),
+        at: T0,
+    }
+    .into()
+}
+
+use TicketCommand as C;
+
+#[test]
+fn a_ticket_is_created_with_normalised_tags() {
+    let state = given::<Ticket>([])
+        .when(C::Create(create(TicketSource::Api, None)))
+        .then([api_ticket()]);
+    assert_eq!(state.status, TicketStatus::New);
+    assert!(!state.is_social());
+}
+
+#[test]
+fn a_social_ticket_carries_its_channel_tag_messaging_support_and_channel_info() {
+    let state = given::<Ticket>([])
+        .when(C::Create(create(
+            TicketSource::Social {
+                channel: Channel::Whatsapp,
+            },
+            Some(whatsapp()),
+        )))
+        .then([social_ticket()]);
+    assert!(state.is_social());
+    given::<Ticket>([])
+        .when(C::Create(create(
+            TicketSource::Social {
+                channel: Channel::Whatsapp,
+            },
+            None,
+        )))
+        .then_err(DomainError::Invalid {
+            field: "channel_info",
+            reason: "a social ticket needs its channel info".into(),
+        });
+}
+
+#[test]
+fn a_ticket_from_a_conversation_remembers_it() {
+    let source = TicketSource::Conversation {
+        conversation_id: ConversationId(id(9)),
+        message_id: Some(MessageId(id(10))),
+    };
+    given::<Ticket>([])
+        .when(C::Create(create(source.clone(), None)))
+        .then([created(source, &["vip"], None)]);
+}
+
+#[test]
+fn a_ticket_cannot_be_created_twice_or_changed_before_it_exists() {
+    given::<Ticket>([api_ticket()])
+        .when(C::Create(create(TicketSource::Api, None)))
+        .then_err(DomainError::TicketExists);
+    given::<Ticket>([])
+        .when(C::ChangeTitle {
+            title: "x".into(),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::TicketNotFound);
+}
+
+#[test]
+fn title_description_priority_and_type_change_only_when_they_differ() {
+    given::<Ticket>([api_ticket()])
+        .when(C::ChangeTitle {
+            title: "Parcel found".into(),
+            by: by(),
+            at: T0,
+        })
+        .then([TicketTitleChanged {
+            title: "Parcel found".into(),
+            by: by(),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([api_ticket()])
+        .when(C::ChangeTitle {
+            title: "Parcel lost".into(),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::NoChange);
+    given::<Ticket>([api_ticket()])
+        .when(C::ChangeDescription {
+            description: String::new(),
+            by: by(),
+            at: T0,
+        })
+        .then([TicketDescriptionChanged {
+            description: String::new(),
+            by: by(),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([api_ticket()])
+        .when(C::ChangePriority {
+            priority: Priority::Urgent,
+            by: by(),
+            at: T0,
+        })
+        .then([TicketPriorityChanged {
+            priority: Priority::Urgent,
+            by: by(),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([api_ticket()])
+        .when(C::ChangeType {
+            ticket_type: TicketType::Task,
+            by: by(),
+            at: T0,
+        })
+        .then([TicketTypeChanged {
+            ticket_type: TicketType::Task,
+            by: by(),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([api_ticket()])
+        .when(C::ChangeType {
+            ticket_type: TicketType::Ticket,
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::NoChange);
+}
+
+#[test]
+fn status_follows_the_documented_transitions() {
+    use TicketStatus::*;
+    let all = [New, Open, Pending, Solved, Closed];
+    for from in all {
+        for to in all {
+            if from == to || from == Closed {
+                continue;
+            }
+            let mut history = vec![api_ticket()];
+            if from != New {
+                history.push(status(New, from));
+            }
+            let when = given::<Ticket>(history).when(C::ChangeStatus {
+                to,
+                by: by(),
+                at: T0,
+            });
+            if from.may_become(to) {
+                when.then([status(from, to)]);
+            } else {
+                when.then_err(DomainError::InvalidTransition {
+                    from: from.name(),
+                    to: to.name(),
+                });
+            }
+        }
+    }
+    assert!(Solved.may_become(Closed) && !Open.may_become(Closed) && !New.may_become(Closed));
+}
+
+#[test]
+fn a_closed_ticket_changes_no_more() {
+    let closed = [
+        api_ticket(),
+        status(TicketStatus::New, TicketStatus::Solved),
+        status(TicketStatus::Solved, TicketStatus::Closed),
+    ];
+    given::<Ticket>(closed.clone())
+        .when(C::ChangeStatus {
+            to: TicketStatus::Open,
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::TicketClosed);
+    given::<Ticket>(closed)
+        .when(C::AddTag {
+            tag: "late".into(),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::TicketClosed);
+}
+
+#[test]
+fn assigning_a_new_ticket_opens_it_and_unassigning_needs_an_assignee() {
+    let state = given::<Ticket>([api_ticket()])
+        .when(C::Assign {
+            agent: agent(2),
+            by: by(),
+            at: T0,
+        })
+        .then([
+            TicketAssigned {
+                agent: agent(2),
+                by: by(),
+                at: T0,
+            }
+            .into(),
+            status(TicketStatus::New, TicketStatus::Open),
+        ]);
+    assert_eq!(state.assignee, Some(agent(2)));
+    let assigned = [
+        api_ticket(),
+        TicketAssigned {
+            agent: agent(2),
+            by: by(),
+            at: T0,
+        }
+        .into(),
+    ];
+    given::<Ticket>(assigned.clone())
+        .when(C::Assign {
+            agent: agent(2),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::AlreadyAssignedTo(agent(2)));
+    given::<Ticket>(assigned)
+        .when(C::Unassign { by: by(), at: T0 })
+        .then([TicketUnassigned {
+            agent: agent(2),
+            by: by(),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([api_ticket()])
+        .when(C::Unassign { by: by(), at: T0 })
+        .then_err(DomainError::Unassigned);
+}
+
+#[test]
+fn followers_and_comments() {
+    given::<Ticket>([api_ticket()])
+        .when(C::Follow {
+            agent: agent(3),
+            at: T0,
+        })
+        .then([TicketFollowed {
+            agent: agent(3),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([
+        api_ticket(),
+        TicketFollowed {
+            agent: agent(3),
+            at: T0,
+        }
+        .into(),
+    ])
+    .when(C::Follow {
+        agent: agent(3),
+        at: T0,
+    })
+    .then_err(DomainError::AlreadyFollowing(agent(3)));
+    given::<Ticket>([api_ticket()])
+        .when(C::Unfollow {
+            agent: agent(3),
+            at: T0,
+        })
+        .then_err(DomainError::NotFollowing(agent(3)));
+    given::<Ticket>([api_ticket()])
+        .when(C::Comment {
+            comment_id: id(50),
+            author: by(),
+            body: "Checked with the carrier".into(),
+            visibility: Visibility::Internal,
+            attachments: vec![],
+            at: T0,
+        })
+        .then([TicketCommented {
+            comment_id: id(50),
+            author: by(),
+            body: "Checked with the carrier".into(),
+            visibility: Visibility::Internal,
+            attachments: vec![],
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([api_ticket()])
+        .when(C::Comment {
+            comment_id: id(51),
+            author: Actor::Customer(CustomerId(id(2))),
+            body: "psst".into(),
+            visibility: Visibility::Internal,
+            attachments: vec![],
+            at: T0,
+        })
+        .then_err(DomainError::Invalid {
+            field: "visibility",
+            reason: "customers cannot write internal comments".into(),
+        });
+}
+
+#[test]
+fn removing_the_messaging_support_tag_takes_a_ticket_out_of_the_social_views() {
+    let state = given::<Ticket>([social_ticket()])
+        .when(C::RemoveTag {
+            tag: "Messaging_Support".into(),
+            by: by(),
+            at: T0,
+        })
+        .then([TicketTagRemoved {
+            tag: "messaging_support".into(),
+            by: by(),
+            at: T0,
+        }
+        .into()]);
+    assert!(!state.is_social());
+    given::<Ticket>([social_ticket()])
+        .when(C::AddTag {
+            tag: "whatsapp".into(),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::TagPresent("whatsapp".into()));
+    given::<Ticket>([api_ticket()])
+        .when(C::RemoveTag {
+            tag: "whatsapp".into(),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::TagAbsent("whatsapp".into()));
+    given::<Ticket>([api_ticket()])
+        .when(C::AddTag {
+            tag: "two words".into(),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::Invalid {
+            field: "tag",
+            reason: "must not contain blanks".into(),
+        });
+}
+
+#[test]
+fn channel_info_can_be_set_and_cleared() {
+    given::<Ticket>([api_ticket()])
+        .when(C::SetChannelInfo {
+            channel_info: Some(whatsapp()),
+            by: by(),
+            at: T0,
+        })
+        .then([TicketChannelInfoSet {
+            channel_info: Some(whatsapp()),
+            by: by(),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>([social_ticket()])
+        .when(C::SetChannelInfo {
+            channel_info: Some(whatsapp()),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::NoChange);
+}
+
+#[test]
+fn a_customer_message_reopens_a_pending_or_solved_ticket() {
+    let pending = [
+        social_ticket(),
+        status(TicketStatus::New, TicketStatus::Pending),
+    ];
+    let state = given::<Ticket>(pending)
+        .when(C::ReceiveCustomerMessage {
+            message_id: id(60),
+            body: "any news?".into(),
+            attachments: vec![],
+            at: T0,
+        })
+        .then([
+            TicketStatusChanged {
+                from: TicketStatus::Pending,
+                to: TicketStatus::Open,
+                by: Actor::System,
+                at: T0,
+            }
+            .into(),
+            CustomerMessageReceived {
+                message_id: id(60),
+                body: "any news?".into(),
+                attachments: vec![],
+                at: T0,
+            }
+            .into(),
+        ]);
+    assert_eq!(state.status, TicketStatus::Open);
+}
+
+#[test]
+fn a_whatsapp_reply_within_24_hours_is_requested_then_delivered() {
+    let within = T0.plus_secs(WHATSAPP_WINDOW_SECS - 1);
+    let requested: TicketEvent = OutboundReplyRequested {
+        reply_id: id(70),
+        body: "It ships today".into(),
+        channel_info: whatsapp(),
+        by: by(),
+        at: within,
+    }
+    .into();
+    given::<Ticket>([social_ticket()])
+        .when(C::RequestReply {
+            reply_id: id(70),
+            body: "It ships today".into(),
+            by: by(),
+            at: within,
+        })
+        .then([requested.clone()]);
+    given::<Ticket>([social_ticket(), requested.clone()])
+        .when(C::MarkReplyDelivered {
+            reply_id: id(70),
+            at: within,
+        })
+        .then([OutboundReplyDelivered {
+            reply_id: id(70),
+            at: within,
+        }
+        .into()]);
+    given::<Ticket>([
+        social_ticket(),
+        requested,
+        OutboundReplyDelivered {
+            reply_id: id(70),
+            at: within,
+        }
+        .into(),
+    ])
+    .when(C::MarkReplyFailed {
+        reply_id: id(70),
+        reason: "late".into(),
+        at: within,
+    })
+    .then_err(DomainError::ReplyNotPending(id(70)));
+}
+
+#[test]
+fn a_whatsapp_reply_after_24_hours_fails_with_a_clear_event() {
+    let late = T0.plus_secs(WHATSAPP_WINDOW_SECS + 1);
+    given::<Ticket>([social_ticket()])
+        .when(C::RequestReply {
+            reply_id: id(71),
+            body: "Sorry for the wait".into(),
+            by: by(),
+            at: late,
+        })
+        .then([
+            OutboundReplyRequested {
+                reply_id: id(71),
+                body: "Sorry for the wait".into(),
+                channel_info: whatsapp(),
+                by: by(),
+                at: late,
+            }
+            .into(),
+            OutboundReplyFailed {
+                reply_id: id(71),
+                reason:
+                    "WhatsApp accepts replies only within 24 hours of the customer's last message"
+                        .into(),
+                at: late,
+            }
+            .into(),
+        ]);
+    // A new customer message opens the window again.
+    let state = given::<Ticket>([
+        social_ticket(),
+        CustomerMessageReceived {
+            message_id: id(72),
+            body: "hello?".into(),
+            attachments: vec![],
+            at: late,
+        }
+        .into(),
+    ])
+    .when(C::RequestReply {
+        reply_id: id(73),
+        body: "Here".into(),
+        by: by(),
+        at: late.plus_secs(60),
+    })
+    .then_accepted();
+    assert_eq!(state.replies.get(&id(73)), Some(&ReplyState::Pending));
+}
+
+#[test]
+fn a_reply_needs_a_messaging_channel() {
+    given::<Ticket>([api_ticket()])
+        .when(C::RequestReply {
+            reply_id: id(74),
+            body: "hi".into(),
+            by: by(),
+            at: T0,
+        })
+        .then_err(DomainError::NoReplyChannel);
+}
