@@ -1,7 +1,19 @@
 //! given / when / then for aggregates:
 //! `given::<Conversation>(events).when(command).then(events)` or `.then_err(error)`.
 
-use crate::{Aggregate, DomainError};
+use crate::{Aggregate, DomainError, DomainEvent};
+
+/// Encodes an event as the log does (MessagePack, named fields) and decodes it back.
+pub fn round_trip<E: DomainEvent>(event: &E) -> E {
+    let mut bytes = Vec::new();
+    event
+        .serialize_payload(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
+        .expect("every event encodes");
+    let mut decoder = rmp_serde::Deserializer::new(&bytes[..]);
+    E::deserialize_payload(event.event_type(), &mut decoder)
+        .expect("the type name is known")
+        .expect("every event decodes")
+}
 
 pub struct Given<A: Aggregate> {
     state: A,

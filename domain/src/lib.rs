@@ -7,14 +7,18 @@
 //! - [`DomainEvent`]: every event's permanent type name, for the log's codec;
 //! - [`conversation`]: conversations and their messages (one stream per conversation);
 //! - [`ticket`]: tickets and tasks, their status flow, tags and outbound social replies;
+//! - [`customer`]: customers, their channel identities and reversible merges;
+//! - [`helpdesk`]: the online/offline switch and the widget's messages;
 //! - [`ids`]: typed identifiers; [`DomainError`]: every rejected action, precisely.
 //!
 //! Stream and event names are permanent; `docs/events.md` lists them.
 
 pub mod conversation;
+pub mod customer;
 mod error;
 #[cfg(test)]
 mod harness;
+pub mod helpdesk;
 pub mod ids;
 mod rules;
 pub mod ticket;

@@ -865,3 +865,6 @@ impl Ticket {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod properties;

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::DomainEvent;
+use crate::harness::round_trip;
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -113,17 +114,6 @@ fn command() -> impl Strategy<Value = ConversationCommand> {
         1 => ((1u128..3), actor(), at()).prop_map(|(t, by, at)| C::LinkTicket { ticket_id: TicketId(Uuid::from_u128(t)), by, at }),
         1 => ((1u128..3), actor(), at()).prop_map(|(t, by, at)| C::UnlinkTicket { ticket_id: TicketId(Uuid::from_u128(t)), by, at }),
     ]
-}
-
-fn round_trip(event: &ConversationEvent) -> ConversationEvent {
-    let mut bytes = Vec::new();
-    event
-        .serialize_payload(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
-        .expect("every event encodes");
-    let mut decoder = rmp_serde::Deserializer::new(&bytes[..]);
-    ConversationEvent::deserialize_payload(event.event_type(), &mut decoder)
-        .expect("the type name is known")
-        .expect("every event decodes")
 }
 
 proptest! {
