@@ -7,6 +7,7 @@
 //!   for tests) and serves the router built by [`app::router`];
 //! - [`problem`]: the one error type of the API, rendered as RFC 9457 problem+json;
 //! - [`service`]: the application service that turns commands into appended events;
+//! - [`workflows`]: actions that touch two aggregates (ticket from a conversation, ...);
 //! - [`bench`]: the benchmarks behind `parley bench`.
 
 pub mod app;
@@ -15,3 +16,4 @@ pub mod cli;
 pub mod config;
 pub mod problem;
 pub mod service;
+pub mod workflows;

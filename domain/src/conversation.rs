@@ -277,6 +277,15 @@ pub struct TicketUnlinked {
     pub at: Timestamp,
 }
 
+/// A new conversation was started from one of this conversation's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationBranched {
+    pub message_id: MessageId,
+    pub new_conversation_id: ConversationId,
+    pub by: Actor,
+    pub at: Timestamp,
+}
+
 event_family! {
     /// Everything that happens to a conversation.
     pub enum ConversationEvent {
@@ -305,6 +314,7 @@ event_family! {
         ConversationRated,
         TicketLinked,
         TicketUnlinked,
+        ConversationBranched,
     }
 }
 
@@ -445,6 +455,13 @@ pub enum ConversationCommand {
         by: Actor,
         at: Timestamp,
     },
+    /// Records that `new_conversation_id` was started from `message_id`.
+    RecordBranch {
+        message_id: MessageId,
+        new_conversation_id: ConversationId,
+        by: Actor,
+        at: Timestamp,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,6 +509,8 @@ pub struct Conversation {
     pub rating_requested: bool,
     pub rating: Option<u8>,
     pub tickets: BTreeSet<TicketId>,
+    /// Conversations started from this one's messages.
+    pub branches: BTreeSet<ConversationId>,
 }
 
 impl Conversation {
@@ -513,6 +532,41 @@ impl Conversation {
         match who {
             Participant::Agent(agent) => self.members.contains(&agent),
             Participant::Customer(customer) => self.customers.contains(&customer),
+        }
+    }
+}
+
+/// What a ticket created from a conversation starts with; every field can be overridden.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TicketDraft {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub requester: Option<CustomerId>,
+}
+
+impl Conversation {
+    /// A ticket's details prefilled from this conversation: its subject as the title, its
+    /// public messages' count and channel in the description, its first customer as requester.
+    /// Fields of `edits` replace the prefilled ones.
+    pub fn ticket_draft(&self, edits: TicketDraft) -> TicketDraft {
+        let public = self
+            .messages
+            .values()
+            .filter(|m| m.visibility == Visibility::Public && !m.deleted)
+            .count();
+        let title = if self.subject.trim().is_empty() {
+            "Conversation follow-up".to_owned()
+        } else {
+            self.subject.clone()
+        };
+        TicketDraft {
+            title: Some(edits.title.unwrap_or(title)),
+            description: Some(edits.description.unwrap_or_else(|| {
+                format!("Created from a conversation with {public} public message(s).")
+            })),
+            requester: edits
+                .requester
+                .or_else(|| self.customers.iter().next().copied()),
         }
     }
 }
@@ -848,6 +902,28 @@ impl Aggregate for Conversation {
                 }
                 Ok(vec![TicketUnlinked { ticket_id, by, at }.into()])
             }
+            C::RecordBranch {
+                message_id,
+                new_conversation_id,
+                by,
+                at,
+            } => {
+                if self.message(message_id)?.deleted {
+                    return Err(DomainError::MessageDeleted(message_id));
+                }
+                if self.branches.contains(&new_conversation_id) {
+                    return Err(DomainError::NoChange);
+                }
+                Ok(vec![
+                    ConversationBranched {
+                        message_id,
+                        new_conversation_id,
+                        by,
+                        at,
+                    }
+                    .into(),
+                ])
+            }
         }
     }
 
@@ -964,6 +1040,9 @@ impl Aggregate for Conversation {
             }
             E::TicketUnlinked(e) => {
                 self.tickets.remove(&e.ticket_id);
+            }
+            E::ConversationBranched(e) => {
+                self.branches.insert(e.new_conversation_id);
             }
         }
         self

@@ -113,6 +113,7 @@ fn command() -> impl Strategy<Value = ConversationCommand> {
         1 => (customer(), 0u8..7, proptest::option::of(text()), at()).prop_map(|(customer, score, comment, at)| C::Rate { customer, score, comment, at }),
         1 => ((1u128..3), actor(), at()).prop_map(|(t, by, at)| C::LinkTicket { ticket_id: TicketId(Uuid::from_u128(t)), by, at }),
         1 => ((1u128..3), actor(), at()).prop_map(|(t, by, at)| C::UnlinkTicket { ticket_id: TicketId(Uuid::from_u128(t)), by, at }),
+        1 => (message(), (2u128..4), actor(), at()).prop_map(|(message_id, c, by, at)| C::RecordBranch { message_id, new_conversation_id: ConversationId(Uuid::from_u128(c)), by, at }),
     ]
 }
 

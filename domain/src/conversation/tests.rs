@@ -948,3 +948,56 @@ fn assignment_is_for_customer_conversations() {
             reason: "cannot assign an internal conversation".into(),
         });
 }
+
+#[test]
+fn a_branch_is_recorded_once_from_a_live_message() {
+    let new = ConversationId(Uuid::from_u128(0xd001));
+    let by = Actor::Agent(agent(1));
+    let history = [
+        started_by_customer(),
+        sent(1, Actor::Customer(customer(1)), Visibility::Public),
+    ];
+    given::<Conversation>(history.clone())
+        .when(C::RecordBranch {
+            message_id: message(1),
+            new_conversation_id: new,
+            by,
+            at: T0,
+        })
+        .then([ConversationBranched {
+            message_id: message(1),
+            new_conversation_id: new,
+            by,
+            at: T0,
+        }
+        .into()]);
+    given::<Conversation>(history)
+        .when(C::RecordBranch {
+            message_id: message(2),
+            new_conversation_id: new,
+            by,
+            at: T0,
+        })
+        .then_err(DomainError::MessageNotFound(message(2)));
+}
+
+#[test]
+fn a_ticket_draft_is_prefilled_from_the_conversation_and_editable() {
+    let state = Conversation::replay(&[
+        started_by_customer(),
+        sent(1, Actor::Customer(customer(1)), Visibility::Public),
+        sent(2, Actor::Agent(agent(1)), Visibility::Internal),
+    ]);
+    let draft = state.ticket_draft(TicketDraft::default());
+    assert_eq!(draft.title.as_deref(), Some("Order #42"));
+    assert_eq!(draft.requester, Some(customer(1)));
+    assert_eq!(
+        draft.description.as_deref(),
+        Some("Created from a conversation with 1 public message(s).")
+    );
+    let edited = state.ticket_draft(TicketDraft {
+        title: Some("Refund".into()),
+        ..TicketDraft::default()
+    });
+    assert_eq!(edited.title.as_deref(), Some("Refund"));
+}

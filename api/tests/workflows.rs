@@ -1,0 +1,300 @@
+//! Actions that touch two aggregates, on both backends.
+
+use parley_api::service::{CommandService, ServiceError};
+use parley_api::workflows::TicketFromConversation;
+use parley_domain::conversation::{
+    Channel, Conversation, ConversationCommand as C, ConversationKind, SendMessage, Start,
+    TicketDraft, Visibility,
+};
+use parley_domain::customer::{ChannelIdentity, Customer};
+use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId, TicketId};
+use parley_domain::ticket::{Priority, Ticket, TicketType};
+use parley_domain::{Actor, DomainError, Timestamp};
+use parley_eventlog::{EventLog, Metadata};
+use std::sync::Arc;
+use uuid::Uuid;
+
+const AT: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+fn agent() -> Actor {
+    Actor::Agent(AgentId(Uuid::from_u128(0xa001)))
+}
+
+/// A customer conversation with one message from the customer.
+async fn conversation(
+    service: &CommandService,
+    customer: CustomerId,
+) -> (ConversationId, MessageId) {
+    let id = ConversationId(Uuid::now_v7());
+    let stream = CommandService::stream::<Conversation>(id).unwrap();
+    let message = MessageId(Uuid::now_v7());
+    let metadata = Metadata::default();
+    service
+        .execute::<Conversation>(
+            &stream,
+            C::Start(Start {
+                conversation_id: id,
+                kind: ConversationKind::Customer,
+                channel: Channel::Line,
+                queue: None,
+                subject: "Broken blender".into(),
+                started_by: Actor::Customer(customer),
+                customers: vec![customer],
+                members: vec![],
+                origin: None,
+                at: AT,
+            }),
+            &metadata,
+        )
+        .await
+        .unwrap();
+    service
+        .execute::<Conversation>(
+            &stream,
+            C::SendMessage(SendMessage {
+                message_id: message,
+                author: Actor::Customer(customer),
+                body: "It stopped after a week.".into(),
+                visibility: Visibility::Public,
+                attachments: vec![],
+                mentions: vec![],
+                quote_of: None,
+                at: AT,
+            }),
+            &metadata,
+        )
+        .await
+        .unwrap();
+    (id, message)
+}
+
+async fn a_ticket_created_from_a_conversation_is_prefilled_and_linked(log: Arc<dyn EventLog>) {
+    let service = CommandService::new(log);
+    let customer = CustomerId(Uuid::now_v7());
+    let (conversation_id, message_id) = conversation(&service, customer).await;
+    let ticket_id = TicketId(Uuid::now_v7());
+    service
+        .create_ticket_from_conversation(
+            TicketFromConversation {
+                conversation_id,
+                message_id: Some(message_id),
+                ticket_id,
+                ticket_type: TicketType::Task,
+                priority: Priority::High,
+                edits: TicketDraft {
+                    description: Some("Replace the motor".into()),
+                    ..TicketDraft::default()
+                },
+                tags: vec!["warranty".into()],
+                by: agent(),
+                at: AT,
+            },
+            &Metadata::default(),
+        )
+        .await
+        .unwrap();
+    let (ticket, _, _) = service
+        .load::<Ticket>(&CommandService::stream::<Ticket>(ticket_id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        ticket.title, "Broken blender",
+        "prefilled from the conversation"
+    );
+    assert_eq!(
+        ticket.description, "Replace the motor",
+        "edited in the command"
+    );
+    assert_eq!(ticket.requester, Some(customer));
+    assert_eq!(ticket.ticket_type, Some(TicketType::Task));
+    let (conversation, _, _) = service
+        .load::<Conversation>(&CommandService::stream::<Conversation>(conversation_id).unwrap())
+        .await
+        .unwrap();
+    assert!(conversation.tickets.contains(&ticket_id));
+
+    let missing = service
+        .create_ticket_from_conversation(
+            TicketFromConversation {
+                conversation_id: ConversationId(Uuid::now_v7()),
+                message_id: None,
+                ticket_id: TicketId(Uuid::now_v7()),
+                ticket_type: TicketType::Ticket,
+                priority: Priority::Normal,
+                edits: TicketDraft::default(),
+                tags: vec![],
+                by: agent(),
+                at: AT,
+            },
+            &Metadata::default(),
+        )
+        .await;
+    assert!(matches!(
+        missing,
+        Err(ServiceError::Domain(DomainError::ConversationNotFound))
+    ));
+}
+
+async fn a_conversation_started_from_a_message_links_back(log: Arc<dyn EventLog>) {
+    let service = CommandService::new(log);
+    let customer = CustomerId(Uuid::now_v7());
+    let (origin, message_id) = conversation(&service, customer).await;
+    let new_id = ConversationId(Uuid::now_v7());
+    service
+        .start_conversation_from_message(
+            origin,
+            message_id,
+            new_id,
+            agent(),
+            AT,
+            &Metadata::default(),
+        )
+        .await
+        .unwrap();
+    let (branch, _, _) = service
+        .load::<Conversation>(&CommandService::stream::<Conversation>(new_id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(branch.subject, "Re: Broken blender");
+    assert!(branch.customers.contains(&customer));
+    let (original, _, _) = service
+        .load::<Conversation>(&CommandService::stream::<Conversation>(origin).unwrap())
+        .await
+        .unwrap();
+    assert!(original.branches.contains(&new_id));
+    let unknown = service
+        .start_conversation_from_message(
+            origin,
+            MessageId(Uuid::now_v7()),
+            ConversationId(Uuid::now_v7()),
+            agent(),
+            AT,
+            &Metadata::default(),
+        )
+        .await;
+    assert!(matches!(
+        unknown,
+        Err(ServiceError::Domain(DomainError::MessageNotFound(_)))
+    ));
+}
+
+async fn customers_are_created_on_first_contact_and_merge_reversibly(log: Arc<dyn EventLog>) {
+    let service = CommandService::new(log);
+    let metadata = Metadata::default();
+    let whatsapp = ChannelIdentity {
+        channel: Channel::Whatsapp,
+        value: format!("+1555{}", Uuid::now_v7().simple()),
+    };
+    let line = ChannelIdentity {
+        channel: Channel::Line,
+        value: format!("U{}", Uuid::now_v7().simple()),
+    };
+    let first = service
+        .first_contact(whatsapp.clone(), None, None, AT, &metadata)
+        .await
+        .unwrap();
+    let again = service
+        .first_contact(whatsapp.clone(), None, None, AT, &metadata)
+        .await
+        .unwrap();
+    assert_eq!(first, again, "the same identity is the same customer");
+    let other = service
+        .first_contact(
+            line.clone(),
+            Some("Ana".into()),
+            Some("ana@example.com".into()),
+            AT,
+            &metadata,
+        )
+        .await
+        .unwrap();
+    assert_ne!(first, other);
+    let accented = service
+        .first_contact(
+            ChannelIdentity {
+                channel: Channel::Email,
+                value: "aná@example.com".into(),
+            },
+            None,
+            None,
+            AT,
+            &metadata,
+        )
+        .await;
+    assert!(matches!(
+        accented,
+        Err(ServiceError::Domain(DomainError::Invalid {
+            field: "email",
+            ..
+        }))
+    ));
+
+    service
+        .merge_customers(first, other, agent(), AT, &metadata)
+        .await
+        .unwrap();
+    let after = service
+        .first_contact(whatsapp.clone(), None, None, AT, &metadata)
+        .await
+        .unwrap();
+    assert_eq!(
+        after, other,
+        "a merged customer's identity now leads to the survivor"
+    );
+    let (survivor, _, _) = service
+        .load::<Customer>(&CommandService::stream::<Customer>(other).unwrap())
+        .await
+        .unwrap();
+    assert!(survivor.absorbed.contains(&first));
+    let into_merged = service
+        .merge_customers(other, first, agent(), AT, &metadata)
+        .await;
+    assert!(
+        matches!(into_merged, Err(ServiceError::Domain(DomainError::CustomerMerged(s))) if s == other)
+    );
+
+    service
+        .unmerge_customers(first, agent(), AT, &metadata)
+        .await
+        .unwrap();
+    let back = service
+        .first_contact(whatsapp, None, None, AT, &metadata)
+        .await
+        .unwrap();
+    assert_eq!(back, first, "after the unmerge it stands for itself again");
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+                    let log = parley_eventlog::open(&url, parley_eventlog::LogOptions::default()).await.unwrap();
+                    super::$test(log.clone()).await;
+                    log.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(db) = parley_eventlog::testing::postgres_database().await else { return };
+                    let options = parley_eventlog::LogOptions { pool_size: 4, ..parley_eventlog::LogOptions::default() };
+                    let log = parley_eventlog::open(&db.url, options).await.unwrap();
+                    super::$test(log.clone()).await;
+                    log.close().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_ticket_created_from_a_conversation_is_prefilled_and_linked,
+    a_conversation_started_from_a_message_links_back,
+    customers_are_created_on_first_contact_and_merge_reversibly,
+);
