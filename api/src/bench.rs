@@ -7,6 +7,10 @@
 //!   In the same run it measures the naive baseline (one transaction per append) on a fresh
 //!   database and, on PostgreSQL, a raw single-row INSERT loop of the same rows into a table
 //!   shaped like `events`, at the same concurrency.
+//! - `commands`: "send a message" commands through the application service (load the
+//!   stream, decide, append), conversations of 10 messages each, W agents at once; measured
+//!   with the service's aggregate cache (the default) and without it (every command reads its
+//!   stream), each on a fresh log.
 //! - `replay`: fills a fresh log with N events, reopens it, then reads and decodes the whole
 //!   log in pages; peak memory is measured over the replay alone.
 
@@ -30,6 +34,9 @@ pub enum BenchCommand {
     Append(BenchArgs),
     /// Read and decode the whole log.
     Replay(BenchArgs),
+    /// "Send a message" commands through the application service (load, decide, append),
+    /// conversations of 10 messages each; `--events` is the number of commands.
+    Commands(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +94,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
     let (name, args) = match &command {
         BenchCommand::Append(args) => ("append", args),
         BenchCommand::Replay(args) => ("replay", args),
+        BenchCommand::Commands(args) => ("commands", args),
     };
     if args.events == 0 || args.writers == 0 {
         return Err(BenchError::Invalid(
@@ -96,6 +104,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
     let report = match &command {
         BenchCommand::Append(args) => append(args).await?,
         BenchCommand::Replay(args) => replay(args).await?,
+        BenchCommand::Commands(args) => commands(args).await?,
     };
     eprintln!("parley bench {name}:");
     if let serde_json::Value::Object(fields) = &report {
@@ -511,6 +520,147 @@ async fn replay_log(
         "p99_ms": percentile_ms(&mut page_us, 99.0),
         "peak_rss_mb": peak_rss_mb(),
     }))
+}
+
+/// Messages per conversation in `bench commands`.
+const MESSAGES_PER_CONVERSATION: u64 = 10;
+
+async fn commands(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
+    let (mut cached, conversations) =
+        command_load(args, crate::service::DEFAULT_CACHE_CAPACITY).await?;
+    let (uncached, _) = command_load(args, 0).await?;
+    Ok(json!({
+        "benchmark": "commands",
+        "backend": backend_name(args.backend),
+        "commands": cached.events,
+        "conversations": conversations,
+        "writers": args.writers,
+        "durability": args.durability,
+        "commands_per_sec": cached.events_per_sec().round(),
+        "p50_ms": cached.percentile_ms(50.0),
+        "p99_ms": cached.percentile_ms(99.0),
+        "uncached_commands_per_sec": uncached.events_per_sec().round(),
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+}
+
+/// One run of `bench commands` on a fresh log, with a service caching up to `capacity`
+/// aggregates (0: every command reads its stream from the log).
+async fn command_load(args: &BenchArgs, capacity: usize) -> Result<(Measured, u64), BenchError> {
+    use parley_domain::conversation::{
+        Channel, Conversation, ConversationCommand, ConversationKind, SendMessage, Start,
+        Visibility,
+    };
+    use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId};
+    use parley_domain::{Actor, Timestamp};
+
+    let store = Store::fresh(args).await?;
+    let log = store.open(options(args, true)).await?;
+    let service = crate::service::CommandService::with_cache_capacity(log.clone(), capacity);
+    let conversations = args.events.div_ceil(MESSAGES_PER_CONVERSATION);
+    let at = Timestamp(parley_eventlog::Timestamp::now().as_micros());
+
+    // Each writer is an agent working through conversations of its own: start them (not
+    // measured), then send their messages, one command at a time (measured).
+    let mut plans = Vec::new();
+    for w in 0..args.writers {
+        let mut mine = Vec::new();
+        for c in (w..conversations).step_by(args.writers as usize) {
+            let id = ConversationId(Uuid::now_v7());
+            let customer = CustomerId(Uuid::now_v7());
+            let stream = crate::service::CommandService::stream::<Conversation>(id)?;
+            let sends = MESSAGES_PER_CONVERSATION.min(args.events - c * MESSAGES_PER_CONVERSATION);
+            mine.push((stream, id, customer, sends));
+        }
+        plans.push(mine);
+    }
+    let metadata = Metadata::default();
+    let setup: Vec<_> = plans
+        .iter()
+        .cloned()
+        .map(|mine| {
+            let service = service.clone();
+            let metadata = metadata.clone();
+            tokio::spawn(async move {
+                for (stream, id, customer, _) in mine {
+                    let start = ConversationCommand::Start(Start {
+                        conversation_id: id,
+                        kind: ConversationKind::Customer,
+                        channel: Channel::Widget,
+                        queue: None,
+                        subject: "Where is my order?".into(),
+                        started_by: Actor::Customer(customer),
+                        customers: vec![customer],
+                        members: vec![],
+                        origin: None,
+                        at,
+                    });
+                    service
+                        .execute::<Conversation>(&stream, start, &metadata)
+                        .await?;
+                }
+                Ok::<_, crate::service::ServiceError>(())
+            })
+        })
+        .collect();
+    for task in setup {
+        task.await?
+            .map_err(|e| BenchError::Invalid(e.to_string()))?;
+    }
+
+    let started = Instant::now();
+    let tasks: Vec<_> = plans
+        .into_iter()
+        .enumerate()
+        .map(|(w, mine)| {
+            let service = service.clone();
+            let metadata = metadata.clone();
+            tokio::spawn(async move {
+                let agent = AgentId(Uuid::from_u128(w as u128 + 1));
+                let mut latencies = Vec::new();
+                for (stream, _, customer, sends) in mine {
+                    for n in 0..sends {
+                        let author = if n % 2 == 0 {
+                            Actor::Customer(customer)
+                        } else {
+                            Actor::Agent(agent)
+                        };
+                        let send = ConversationCommand::SendMessage(SendMessage {
+                            message_id: MessageId(Uuid::now_v7()),
+                            author,
+                            body: format!("Message {n}: the parcel left the warehouse today."),
+                            visibility: Visibility::Public,
+                            attachments: vec![],
+                            mentions: vec![],
+                            quote_of: None,
+                            at,
+                        });
+                        let start = Instant::now();
+                        service
+                            .execute::<Conversation>(&stream, send, &metadata)
+                            .await?;
+                        latencies.push(start.elapsed().as_micros() as u64);
+                    }
+                }
+                Ok::<_, crate::service::ServiceError>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(
+            task.await?
+                .map_err(|e| BenchError::Invalid(e.to_string()))?,
+        );
+    }
+    let elapsed = started.elapsed();
+    log.close().await;
+    let measured = Measured {
+        events: latencies_us.len() as u64,
+        elapsed,
+        latencies_us,
+    };
+    Ok((measured, conversations))
 }
 
 fn backend_name(backend: Backend) -> &'static str {

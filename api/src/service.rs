@@ -5,14 +5,22 @@
 //! is refused with a conflict and the whole cycle runs again on the fresher state, a bounded
 //! number of times, with a short random back-off so that racing writers spread out. Domain
 //! rejections are answered at once: they are decisions, not accidents.
+//!
+//! Recently used aggregates are kept in memory (bounded), with the version they were folded
+//! to. A command on a cached aggregate decides without reading the log; the expected version
+//! still guards its append, so a stale entry (another process appended) costs a conflict and
+//! a fresh read, never a wrong result. A rejection or a no-op decided on cached state is
+//! checked again on fresh state before it is answered.
 
 use parley_domain::{Aggregate, DomainError, DomainEvent};
 use parley_eventlog::codec::{CodecError, EventCodec};
 use parley_eventlog::{
     EventLog, ExpectedVersion, LogError, Metadata, NewEvent, Position, StreamId, StreamVersion,
 };
+use std::any::Any;
+use std::collections::HashMap;
 use std::fmt::Display;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -48,18 +56,90 @@ pub struct Executed {
     pub events: usize,
 }
 
+/// How many aggregates the service keeps in memory by default.
+pub const DEFAULT_CACHE_CAPACITY: usize = 20_000;
+
 /// Runs commands against the log.
 #[derive(Clone)]
 pub struct CommandService {
     log: Arc<dyn EventLog>,
     max_attempts: u32,
+    cache: Arc<Cache>,
+}
+
+/// Aggregates as last folded, by stream.
+struct Cache {
+    capacity: usize,
+    entries: Mutex<HashMap<StreamId, Cached>>,
+}
+
+struct Cached {
+    state: Box<dyn Any + Send + Sync>,
+    version: StreamVersion,
+    position: Position,
+}
+
+impl Cache {
+    fn get<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        stream: &StreamId,
+    ) -> Option<(A, StreamVersion, Position)> {
+        let entries = self.entries.lock().ok()?;
+        let cached = entries.get(stream)?;
+        let state = cached.state.downcast_ref::<A>()?.clone();
+        Some((state, cached.version, cached.position))
+    }
+
+    fn put<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        stream: &StreamId,
+        state: A,
+        version: StreamVersion,
+        position: Position,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= self.capacity && !entries.contains_key(stream) {
+                // Forget an arbitrary entry: it is re-read from the log when needed.
+                if let Some(victim) = entries.keys().next().cloned() {
+                    entries.remove(&victim);
+                }
+            }
+            let state = Box::new(state);
+            entries.insert(
+                stream.clone(),
+                Cached {
+                    state,
+                    version,
+                    position,
+                },
+            );
+        }
+    }
+
+    fn forget(&self, stream: &StreamId) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(stream);
+        }
+    }
 }
 
 impl CommandService {
     pub fn new(log: Arc<dyn EventLog>) -> Self {
+        Self::with_cache_capacity(log, DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// A service keeping at most `capacity` aggregates in memory (0: read every time).
+    pub fn with_cache_capacity(log: Arc<dyn EventLog>, capacity: usize) -> Self {
         CommandService {
             log,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            cache: Arc::new(Cache {
+                capacity,
+                entries: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -100,19 +180,38 @@ impl CommandService {
         metadata: &Metadata,
     ) -> Result<Executed, ServiceError>
     where
-        A: Aggregate,
+        A: Aggregate + Send + Sync + 'static,
         A::Command: Clone,
     {
+        let mut fresh = false;
         for attempt in 0..self.max_attempts {
-            let (state, version, position) = self.load::<A>(stream).await?;
-            let events = state.decide(command.clone())?;
-            if events.is_empty() {
-                return Ok(Executed {
-                    stream_version: version,
-                    position,
-                    events: 0,
-                });
-            }
+            let cached = if fresh {
+                None
+            } else {
+                self.cache.get::<A>(stream)
+            };
+            let from_cache = cached.is_some();
+            let (state, version, position) = match cached {
+                Some(cached) => cached,
+                None => self.load::<A>(stream).await?,
+            };
+            let events = match state.decide(command.clone()) {
+                Ok(events) if !events.is_empty() => events,
+                // Refusals and no-ops are answered only on state read from the log.
+                _ if from_cache => {
+                    fresh = true;
+                    continue;
+                }
+                Ok(_) => {
+                    self.cache.put(stream, state, version, position);
+                    return Ok(Executed {
+                        stream_version: version,
+                        position,
+                        events: 0,
+                    });
+                }
+                Err(error) => return Err(error.into()),
+            };
             let count = events.len();
             let new_events = events
                 .iter()
@@ -130,14 +229,25 @@ impl CommandService {
             };
             match self.log.append(stream, expected, new_events).await {
                 Ok(result) => {
+                    let state = events.iter().fold(state, A::evolve);
+                    let position = result.last_position();
+                    self.cache
+                        .put(stream, state, result.stream_version, position);
                     return Ok(Executed {
                         stream_version: result.stream_version,
-                        position: result.last_position(),
+                        position,
                         events: count,
                     });
                 }
-                Err(LogError::Conflict { .. }) => backoff(attempt).await,
-                Err(error) => return Err(error.into()),
+                Err(LogError::Conflict { .. }) => {
+                    self.cache.forget(stream);
+                    fresh = true;
+                    backoff(attempt).await;
+                }
+                Err(error) => {
+                    self.cache.forget(stream);
+                    return Err(error.into());
+                }
             }
         }
         Err(ServiceError::Contention {

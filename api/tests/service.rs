@@ -200,3 +200,100 @@ async fn twenty_agents_on_one_conversation_on_postgres() {
     twenty_agents_on_one_conversation(log.clone()).await;
     log.close().await;
 }
+
+/// Two services on one log, as two server processes: each caches aggregates, and neither
+/// acts on a stale copy.
+async fn a_cached_aggregate_never_decides_on_stale_state(log: Arc<dyn EventLog>) {
+    let first = CommandService::new(log.clone());
+    let second = CommandService::new(log.clone());
+    let metadata = Metadata::default();
+    let id = ConversationId(Uuid::now_v7());
+    let stream = CommandService::stream::<Conversation>(id).unwrap();
+    let customer = CustomerId(Uuid::from_u128(1));
+    first
+        .execute::<Conversation>(
+            &stream,
+            C::Start(Start {
+                conversation_id: id,
+                kind: ConversationKind::Customer,
+                channel: Channel::Widget,
+                queue: None,
+                subject: "Stale?".into(),
+                started_by: Actor::Customer(customer),
+                customers: vec![customer],
+                members: vec![],
+                origin: None,
+                at: AT,
+            }),
+            &metadata,
+        )
+        .await
+        .unwrap();
+    // `first` caches the conversation as closed.
+    first
+        .execute::<Conversation>(
+            &stream,
+            C::Close {
+                by: Actor::System,
+                at: AT,
+            },
+            &metadata,
+        )
+        .await
+        .unwrap();
+    // `second` reopens it behind `first`'s back.
+    second
+        .execute::<Conversation>(
+            &stream,
+            C::Reopen {
+                by: Actor::System,
+                at: AT,
+            },
+            &metadata,
+        )
+        .await
+        .unwrap();
+    // From its cache `first` would refuse (closed); it checks the log and accepts.
+    let reply = SendMessage {
+        message_id: MessageId(Uuid::now_v7()),
+        author: Actor::Agent(agent(1)),
+        body: "We're back on it".into(),
+        visibility: Visibility::Public,
+        attachments: vec![],
+        mentions: vec![],
+        quote_of: None,
+        at: AT,
+    };
+    first
+        .execute::<Conversation>(&stream, C::SendMessage(reply), &metadata)
+        .await
+        .expect("decided on fresh state");
+    // And an append decided on a stale copy conflicts, then succeeds on fresh state.
+    second
+        .execute::<Conversation>(
+            &stream,
+            C::Rename {
+                subject: "Fresh".into(),
+                by: Actor::System,
+                at: AT,
+            },
+            &metadata,
+        )
+        .await
+        .unwrap();
+    let (state, version, _) = first.load::<Conversation>(&stream).await.unwrap();
+    assert_eq!(version.0, 6, "started, closed, rating requested, reopened, message, renamed");
+    assert_eq!(state.subject, "Fresh");
+    assert_eq!(state.status, parley_domain::conversation::Status::Open);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_aggregate_never_decides_on_stale_state_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let log = parley_eventlog::open(&url, LogOptions::default())
+        .await
+        .unwrap();
+    a_cached_aggregate_never_decides_on_stale_state(log.clone()).await;
+    log.close().await;
+}
