@@ -94,6 +94,21 @@ fn bench_append_on_postgres_also_reports_the_raw_insert_loop() {
 }
 
 #[test]
+fn bench_commands_on_sqlite_reports_both_cached_and_uncached_rates() {
+    let report = bench(&["commands", "--events", "200", "--writers", "4"]);
+    assert_eq!(report["commands"], 200);
+    assert_positive(
+        &report,
+        &[
+            "commands_per_sec",
+            "p50_ms",
+            "p99_ms",
+            "uncached_commands_per_sec",
+        ],
+    );
+}
+
+#[test]
 fn bench_refuses_zero_events() {
     let output = Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["bench", "append", "--events", "0"])

@@ -282,7 +282,10 @@ async fn a_cached_aggregate_never_decides_on_stale_state(log: Arc<dyn EventLog>)
         .await
         .unwrap();
     let (state, version, _) = first.load::<Conversation>(&stream).await.unwrap();
-    assert_eq!(version.0, 6, "started, closed, rating requested, reopened, message, renamed");
+    assert_eq!(
+        version.0, 6,
+        "started, closed, rating requested, reopened, message, renamed"
+    );
     assert_eq!(state.subject, "Fresh");
     assert_eq!(state.status, parley_domain::conversation::Status::Open);
 }
