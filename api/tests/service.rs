@@ -4,19 +4,20 @@
 
 use parley_api::service::{CommandService, ServiceError};
 use parley_domain::conversation::{
-    Channel, Conversation, ConversationCommand as C, ConversationKind, MessageSent, SendMessage,
-    Start, Visibility,
+    Channel, Conversation, ConversationCommand as C, MessageSent, SendMessage, Visibility,
 };
 use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId};
-use parley_domain::{Actor, DomainError, Timestamp};
-use parley_eventlog::{EventLog, LogOptions, Metadata, StreamId};
+use parley_domain::{Actor, DomainError};
+use parley_eventlog::{EventLog, Metadata, StreamId};
 use std::collections::HashSet;
 use std::sync::Arc;
+use support::{AT, on_both_backends, start_conversation};
 use uuid::Uuid;
+
+mod support;
 
 const AGENTS: u128 = 20;
 const MESSAGES_PER_AGENT: u128 = 3;
-const AT: Timestamp = Timestamp::from_secs(1_700_000_000);
 
 fn agent(n: u128) -> AgentId {
     AgentId(Uuid::from_u128(0xa000 + n))
@@ -104,28 +105,16 @@ async fn agent_acts(service: CommandService, stream: StreamId, n: u128) -> Outco
 async fn twenty_agents_on_one_conversation(log: Arc<dyn EventLog>) {
     let service = CommandService::new(log.clone());
     let id = ConversationId(Uuid::now_v7());
-    let stream = CommandService::stream::<Conversation>(id).unwrap();
     let customer = CustomerId(Uuid::from_u128(1));
     let metadata = Metadata::default();
-    service
-        .execute::<Conversation>(
-            &stream,
-            C::Start(Start {
-                conversation_id: id,
-                kind: ConversationKind::Customer,
-                channel: Channel::Whatsapp,
-                queue: None,
-                subject: "Where is my parcel?".into(),
-                started_by: Actor::Customer(customer),
-                customers: vec![customer],
-                members: vec![],
-                origin: None,
-                at: AT,
-            }),
-            &metadata,
-        )
-        .await
-        .unwrap();
+    let stream = start_conversation(
+        &service,
+        id,
+        customer,
+        Channel::Whatsapp,
+        "Where is my parcel?",
+    )
+    .await;
     service
         .execute::<Conversation>(
             &stream,
@@ -176,31 +165,6 @@ async fn twenty_agents_on_one_conversation(log: Arc<dyn EventLog>) {
     assert_eq!(state.messages.len() as u128, AGENTS * MESSAGES_PER_AGENT);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_agents_on_one_conversation_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("log.db").display());
-    let log = parley_eventlog::open(&url, LogOptions::default())
-        .await
-        .unwrap();
-    twenty_agents_on_one_conversation(log.clone()).await;
-    log.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_agents_on_one_conversation_on_postgres() {
-    let Some(db) = parley_eventlog::testing::postgres_database().await else {
-        return;
-    };
-    let options = LogOptions {
-        pool_size: 8,
-        ..LogOptions::default()
-    };
-    let log = parley_eventlog::open(&db.url, options).await.unwrap();
-    twenty_agents_on_one_conversation(log.clone()).await;
-    log.close().await;
-}
-
 /// Two services on one log, as two server processes: each caches aggregates, and neither
 /// acts on a stale copy.
 async fn a_cached_aggregate_never_decides_on_stale_state(log: Arc<dyn EventLog>) {
@@ -208,27 +172,8 @@ async fn a_cached_aggregate_never_decides_on_stale_state(log: Arc<dyn EventLog>)
     let second = CommandService::new(log.clone());
     let metadata = Metadata::default();
     let id = ConversationId(Uuid::now_v7());
-    let stream = CommandService::stream::<Conversation>(id).unwrap();
     let customer = CustomerId(Uuid::from_u128(1));
-    first
-        .execute::<Conversation>(
-            &stream,
-            C::Start(Start {
-                conversation_id: id,
-                kind: ConversationKind::Customer,
-                channel: Channel::Widget,
-                queue: None,
-                subject: "Stale?".into(),
-                started_by: Actor::Customer(customer),
-                customers: vec![customer],
-                members: vec![],
-                origin: None,
-                at: AT,
-            }),
-            &metadata,
-        )
-        .await
-        .unwrap();
+    let stream = start_conversation(&first, id, customer, Channel::Widget, "Stale?").await;
     // `first` caches the conversation as closed.
     first
         .execute::<Conversation>(
@@ -290,13 +235,7 @@ async fn a_cached_aggregate_never_decides_on_stale_state(log: Arc<dyn EventLog>)
     assert_eq!(state.status, parley_domain::conversation::Status::Open);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cached_aggregate_never_decides_on_stale_state_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("log.db").display());
-    let log = parley_eventlog::open(&url, LogOptions::default())
-        .await
-        .unwrap();
-    a_cached_aggregate_never_decides_on_stale_state(log.clone()).await;
-    log.close().await;
-}
+on_both_backends!(
+    twenty_agents_on_one_conversation,
+    a_cached_aggregate_never_decides_on_stale_state,
+);

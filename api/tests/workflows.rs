@@ -3,18 +3,18 @@
 use parley_api::service::{CommandService, ServiceError};
 use parley_api::workflows::TicketFromConversation;
 use parley_domain::conversation::{
-    Channel, Conversation, ConversationCommand as C, ConversationKind, SendMessage, Start,
-    TicketDraft, Visibility,
+    Channel, Conversation, ConversationCommand as C, SendMessage, TicketDraft, Visibility,
 };
 use parley_domain::customer::{ChannelIdentity, Customer};
 use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId, TicketId};
 use parley_domain::ticket::{Priority, Ticket, TicketType};
-use parley_domain::{Actor, DomainError, Timestamp};
+use parley_domain::{Actor, DomainError};
 use parley_eventlog::{EventLog, Metadata};
 use std::sync::Arc;
+use support::{AT, on_both_backends, start_conversation};
 use uuid::Uuid;
 
-const AT: Timestamp = Timestamp::from_secs(1_700_000_000);
+mod support;
 
 fn agent() -> Actor {
     Actor::Agent(AgentId(Uuid::from_u128(0xa001)))
@@ -26,28 +26,9 @@ async fn conversation(
     customer: CustomerId,
 ) -> (ConversationId, MessageId) {
     let id = ConversationId(Uuid::now_v7());
-    let stream = CommandService::stream::<Conversation>(id).unwrap();
     let message = MessageId(Uuid::now_v7());
     let metadata = Metadata::default();
-    service
-        .execute::<Conversation>(
-            &stream,
-            C::Start(Start {
-                conversation_id: id,
-                kind: ConversationKind::Customer,
-                channel: Channel::Line,
-                queue: None,
-                subject: "Broken blender".into(),
-                started_by: Actor::Customer(customer),
-                customers: vec![customer],
-                members: vec![],
-                origin: None,
-                at: AT,
-            }),
-            &metadata,
-        )
-        .await
-        .unwrap();
+    let stream = start_conversation(service, id, customer, Channel::Line, "Broken blender").await;
     service
         .execute::<Conversation>(
             &stream,
@@ -262,35 +243,6 @@ async fn customers_are_created_on_first_contact_and_merge_reversibly(log: Arc<dy
         .await
         .unwrap();
     assert_eq!(back, first, "after the unmerge it stands for itself again");
-}
-
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let url = format!("sqlite://{}", dir.path().join("log.db").display());
-                    let log = parley_eventlog::open(&url, parley_eventlog::LogOptions::default()).await.unwrap();
-                    super::$test(log.clone()).await;
-                    log.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some(db) = parley_eventlog::testing::postgres_database().await else { return };
-                    let options = parley_eventlog::LogOptions { pool_size: 4, ..parley_eventlog::LogOptions::default() };
-                    let log = parley_eventlog::open(&db.url, options).await.unwrap();
-                    super::$test(log.clone()).await;
-                    log.close().await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

@@ -76,3 +76,26 @@ where
         }
     }
 }
+
+/// Runs `commands` from the initial state, applying every accepted event, and checks that each
+/// event survives the log's encoding and that replaying the accepted events from scratch gives
+/// the same state as applying them one by one. Refused commands are simply skipped.
+#[track_caller]
+pub fn check_random_history<A>(commands: Vec<A::Command>)
+where
+    A: Aggregate + PartialEq + std::fmt::Debug,
+    A::Event: PartialEq,
+{
+    let mut state = A::default();
+    let mut history = Vec::new();
+    for command in commands {
+        if let Ok(events) = state.decide(command) {
+            for event in events {
+                assert_eq!(round_trip(&event), event);
+                state = state.evolve(&event);
+                history.push(event);
+            }
+        }
+    }
+    assert_eq!(A::replay(&history), state);
+}

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::DomainEvent;
-use crate::harness::round_trip;
+use crate::harness::check_random_history;
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -124,18 +124,7 @@ proptest! {
     fn random_commands_never_panic_and_replay_reproduces_the_state(
         commands in proptest::collection::vec(command(), 1..60)
     ) {
-        let mut state = Conversation::default();
-        let mut history = Vec::new();
-        for command in commands {
-            if let Ok(events) = state.decide(command) {
-                for event in events {
-                    prop_assert_eq!(&round_trip(&event), &event);
-                    state = state.evolve(&event);
-                    history.push(event);
-                }
-            }
-        }
-        prop_assert_eq!(Conversation::replay(&history), state);
+        check_random_history::<Conversation>(commands);
     }
 }
 

@@ -2,7 +2,7 @@
 //! events reproduces the state, and every event survives the log's encoding.
 
 use super::*;
-use crate::harness::round_trip;
+use crate::harness::check_random_history;
 use proptest::prelude::*;
 
 fn actor() -> impl Strategy<Value = Actor> {
@@ -123,17 +123,6 @@ proptest! {
     fn random_commands_never_panic_and_replay_reproduces_the_state(
         commands in proptest::collection::vec(command(), 1..60)
     ) {
-        let mut state = Ticket::default();
-        let mut history = Vec::new();
-        for command in commands {
-            if let Ok(events) = state.decide(command) {
-                for event in events {
-                    prop_assert_eq!(&round_trip(&event), &event);
-                    state = state.evolve(&event);
-                    history.push(event);
-                }
-            }
-        }
-        prop_assert_eq!(Ticket::replay(&history), state);
+        check_random_history::<Ticket>(commands);
     }
 }
