@@ -396,8 +396,8 @@ async fn raw_insert_loop(args: &BenchArgs) -> Result<Measured, BenchError> {
                     let start = Instant::now();
                     sqlx::query(
                         "INSERT INTO raw_events (stream_id, version, event_id, event_type, \
-                         schema_version, recorded_at, metadata, payload) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         schema_version, recorded_at, metadata, payload, append_index, \
+                         append_size) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 1)",
                     )
                     .bind(&stream)
                     .bind(n as i64 + 1)

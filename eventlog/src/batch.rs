@@ -44,6 +44,9 @@ pub(crate) struct StoredId {
     pub stream: String,
     pub version: u64,
     pub position: u64,
+    /// Where the event stood in its append, and how many events that append carried.
+    pub index: u64,
+    pub size: u64,
 }
 
 /// A row to insert: event `event` of request `request`, at stream version `version`.
@@ -180,9 +183,14 @@ fn original_result(
     let mut positions = Vec::with_capacity(request.events.len());
     let mut expected_version = None;
     let mut last_version = 0;
-    for event in &request.events {
+    let size = request.events.len() as u64;
+    for (index, event) in request.events.iter().enumerate() {
         let stored = stored_ids.get(&event.event_id)?;
-        if stored.stream != request.stream.as_str() {
+        // The very same append: same stream, same events in the same places, no more.
+        if stored.stream != request.stream.as_str()
+            || stored.index != index as u64
+            || stored.size != size
+        {
             return None;
         }
         if let Some(v) = expected_version
@@ -492,6 +500,8 @@ mod tests {
                         stream: "a".into(),
                         version,
                         position,
+                        index: version - 4,
+                        size: 2,
                     },
                 )
             })

@@ -288,14 +288,15 @@ impl BatchStore for PgStore {
         let rows = sqlx::query(
             "SELECT 0 AS kind, s AS stream_id, \
                     (SELECT version FROM events WHERE stream_id = s ORDER BY version DESC LIMIT 1) AS version, \
-                    NULL::uuid AS event_id, 0::bigint AS position \
+                    NULL::uuid AS event_id, 0::bigint AS position, \
+                    0 AS append_index, 0 AS append_size \
                FROM unnest($1::text[]) AS s \
              UNION ALL \
-             SELECT 1, e.stream_id, e.version, e.event_id, e.position \
+             SELECT 1, e.stream_id, e.version, e.event_id, e.position, e.append_index, e.append_size \
                FROM unnest($2::uuid[]) AS i \
                JOIN LATERAL (SELECT * FROM events WHERE event_id = i) AS e ON true \
              UNION ALL \
-             (SELECT 2, '', recorded_at, NULL, position FROM events ORDER BY position DESC LIMIT 1)",
+             (SELECT 2, '', recorded_at, NULL, position, 0, 0 FROM events ORDER BY position DESC LIMIT 1)",
         )
         .bind(&streams)
         .bind(&ids)
@@ -318,6 +319,8 @@ impl BatchStore for PgStore {
                             stream: row.try_get(1)?,
                             version: unsigned(value, "version")?,
                             position: unsigned(row.try_get(4)?, "position")?,
+                            index: unsigned(i64::from(row.try_get::<i32, _>(5)?), "append index")?,
+                            size: unsigned(i64::from(row.try_get::<i32, _>(6)?), "append size")?,
                         },
                     );
                 }
@@ -342,6 +345,7 @@ impl BatchStore for PgStore {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
+            let (mut indexes, mut sizes) = (Vec::with_capacity(n), Vec::with_capacity(n));
             for row in &planned {
                 let request = &requests[row.request];
                 let event = &request.events[row.event];
@@ -352,16 +356,19 @@ impl BatchStore for PgStore {
                 schemas.push(i32::from(event.schema_version));
                 metadata.push(event.metadata.as_slice());
                 payloads.push(event.payload.as_slice());
+                indexes.push(i32::try_from(row.event).unwrap_or(i32::MAX));
+                sizes.push(i32::try_from(request.events.len()).unwrap_or(i32::MAX));
             }
             // Insert and announce in one round trip; the announcement is delivered to
             // listeners when (and only if) the transaction commits.
             let inserted = sqlx::query(
                 "WITH inserted AS ( \
                    INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
-                                       recorded_at, metadata, payload) \
-                   SELECT s, v, i, t, sv, $8, m, p \
+                                       recorded_at, metadata, payload, append_index, append_size) \
+                   SELECT s, v, i, t, sv, $8, m, p, ai, az \
                      FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], \
-                                 $6::bytea[], $7::bytea[]) WITH ORDINALITY AS x(s, v, i, t, sv, m, p, n) \
+                                 $6::bytea[], $7::bytea[], $10::int[], $11::int[]) \
+                          WITH ORDINALITY AS x(s, v, i, t, sv, m, p, ai, az, n) \
                     ORDER BY n \
                    RETURNING event_id, position), \
                  announced AS ( \
@@ -377,6 +384,8 @@ impl BatchStore for PgStore {
             .bind(&payloads)
             .bind(recorded_at)
             .bind(NOTIFY_CHANNEL)
+            .bind(&indexes)
+            .bind(&sizes)
             .fetch_all(&mut *tx)
             .await?;
             for row in inserted {

@@ -458,8 +458,9 @@ impl WriterState {
             .prepare_cached("INSERT INTO streams (stream_id) VALUES (?1)")?;
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO events (stream_key, stream_id, version, event_id, event_type, \
-             schema_version, recorded_at, metadata, payload) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (event_id) DO NOTHING",
+             schema_version, recorded_at, metadata, payload, append_index, append_size) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (event_id) DO NOTHING",
         )?;
         for row in &planned {
             let request = &requests[row.request];
@@ -485,6 +486,8 @@ impl WriterState {
                 recorded_at,
                 event.metadata,
                 event.payload,
+                row.event as i64,
+                request.events.len() as i64,
             ])?;
             if inserted == 0 {
                 return Ok(None);
@@ -520,22 +523,25 @@ impl WriterState {
     /// Where the event ids of the batch are already stored.
     fn stored_ids(&self, requests: &[AppendRequest]) -> Result<HashMap<Uuid, StoredId>, LogError> {
         let mut lookup = self.conn.prepare_cached(
-            "SELECT stream_id, version, position FROM events WHERE event_id = ?1",
+            "SELECT stream_id, version, position, append_index, append_size \
+             FROM events WHERE event_id = ?1",
         )?;
         let mut stored = HashMap::new();
         for event in requests.iter().flat_map(|r| &r.events) {
-            let found: Option<(String, i64, i64)> = lookup
+            let found: Option<(String, i64, i64, i64, i64)> = lookup
                 .query_row([event.event_id.as_bytes()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .optional()?;
-            if let Some((stream, version, position)) = found {
+            if let Some((stream, version, position, index, size)) = found {
                 stored.insert(
                     event.event_id,
                     StoredId {
                         stream,
                         version: unsigned(version, "version")?,
                         position: unsigned(position, "position")?,
+                        index: unsigned(index, "append index")?,
+                        size: unsigned(size, "append size")?,
                     },
                 );
             }

@@ -55,6 +55,7 @@ contract!(
     an_unknown_event_type_on_read_is_a_typed_error,
     a_conflicting_append_in_a_busy_batch_fails_alone,
     reads_abandoned_by_their_callers_do_not_break_later_reads,
+    only_the_whole_original_append_counts_as_a_retry,
     a_subscriber_learns_that_the_log_was_closed,
 );
 
@@ -598,4 +599,33 @@ async fn a_subscriber_learns_that_the_log_was_closed(log: Arc<dyn EventLog>) {
         .append(&stream("s"), ExpectedVersion::Any, vec![event(2)])
         .await;
     assert!(matches!(refused, Err(LogError::Closed)));
+}
+
+async fn only_the_whole_original_append_counts_as_a_retry(log: Arc<dyn EventLog>) {
+    let s = stream("conversation-partial");
+    let (a, b, c) = (event(1), event(2), event(3));
+    log.append(
+        &s,
+        ExpectedVersion::NoStream,
+        vec![a.clone(), b.clone(), c.clone()],
+    )
+    .await
+    .unwrap();
+    for part in [
+        vec![b.clone(), c.clone()],
+        vec![a.clone()],
+        vec![a.clone(), b.clone()],
+    ] {
+        let err = log
+            .append(&s, ExpectedVersion::Any, part)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LogError::DuplicateEventId { .. }), "{err:?}");
+    }
+    let whole = log
+        .append(&s, ExpectedVersion::Any, vec![a, b, c])
+        .await
+        .unwrap();
+    assert_eq!(whole.stream_version, StreamVersion(3));
+    assert_eq!(log.stream_version(&s).await.unwrap(), StreamVersion(3));
 }

@@ -32,7 +32,8 @@ async fn a_later_append_cannot_become_visible_before_an_earlier_open_one() {
     let early = event(1);
     let position_a: i64 = sqlx::query_scalar(
         "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, \
-         recorded_at, metadata, payload) VALUES ('early', 1, $1, 'Counted', 1, 0, '\\x80', $2) \
+         recorded_at, metadata, payload, append_index, append_size) \
+         VALUES ('early', 1, $1, 'Counted', 1, 0, '\\x80', $2, 0, 1) \
          RETURNING position",
     )
     .bind(early.event_id)

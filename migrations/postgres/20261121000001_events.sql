@@ -11,6 +11,8 @@ CREATE TABLE events (
     recorded_at    BIGINT  NOT NULL, -- microseconds since the Unix epoch, UTC
     metadata       BYTEA   NOT NULL, -- MessagePack, named fields
     payload        BYTEA   NOT NULL, -- MessagePack, named fields
+    append_index   INTEGER NOT NULL, -- place of the event in its append (from 0) ...
+    append_size    INTEGER NOT NULL, -- ... and how many events the append carried
     CONSTRAINT events_stream_version UNIQUE (stream_id, version),
     CONSTRAINT events_event_id UNIQUE (event_id)
 );

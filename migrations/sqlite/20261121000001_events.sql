@@ -17,7 +17,9 @@ CREATE TABLE events (
     schema_version INTEGER NOT NULL,
     recorded_at    INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
     metadata       BLOB    NOT NULL, -- MessagePack, named fields
-    payload        BLOB    NOT NULL  -- MessagePack, named fields
+    payload        BLOB    NOT NULL, -- MessagePack, named fields
+    append_index   INTEGER NOT NULL, -- place of the event in its append (from 0) ...
+    append_size    INTEGER NOT NULL  -- ... and how many events the append carried
 );
 
 -- Optimistic concurrency and stream reads.
