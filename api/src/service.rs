@@ -56,6 +56,9 @@ pub struct Executed {
     pub events: usize,
 }
 
+/// Events read per page when loading an aggregate: most streams fit in one small read.
+const LOAD_PAGE: usize = 64;
+
 /// How many aggregates the service keeps in memory by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 20_000;
 
@@ -157,7 +160,7 @@ impl CommandService {
         let mut version = StreamVersion::NONE;
         let mut position = Position::START;
         loop {
-            let page = self.log.read_stream(stream, version, 1000).await?;
+            let page = self.log.read_stream(stream, version, LOAD_PAGE).await?;
             let Some(last) = page.last() else { break };
             version = last.version;
             position = last.position;
@@ -165,7 +168,7 @@ impl CommandService {
                 let Stored(event) = parley_eventlog::codec::decode::<Stored<A::Event>>(recorded)?;
                 state = state.evolve(&event);
             }
-            if page.len() < 1000 {
+            if page.len() < LOAD_PAGE {
                 break;
             }
         }
