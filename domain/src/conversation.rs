@@ -703,7 +703,7 @@ impl Aggregate for Conversation {
                     return Err(DomainError::AlreadyAssignedTo(to));
                 }
                 self.not_pinned_by_other(by)?;
-                Ok(vec![
+                let mut events = vec![
                     ConversationTransferred {
                         from: self.assignee,
                         to,
@@ -711,7 +711,10 @@ impl Aggregate for Conversation {
                         at,
                     }
                     .into(),
-                ])
+                ];
+                // The pinner hands the conversation on: the pin does not outlive that.
+                events.extend(self.pin_released(at));
+                Ok(events)
             }
             C::ChangeQueue { queue, by, at } => {
                 self.assignable()?;
@@ -719,7 +722,7 @@ impl Aggregate for Conversation {
                     return Err(DomainError::AlreadyInQueue);
                 }
                 self.not_pinned_by_other(by)?;
-                Ok(vec![
+                let mut events = vec![
                     ConversationQueueChanged {
                         from: self.queue,
                         to: queue,
@@ -727,7 +730,9 @@ impl Aggregate for Conversation {
                         at,
                     }
                     .into(),
-                ])
+                ];
+                events.extend(self.pin_released(at));
+                Ok(events)
             }
             C::ReturnToQueue { agent, at } => {
                 self.assignable()?;
@@ -761,6 +766,13 @@ impl Aggregate for Conversation {
             }
             C::Invite { agent, by, at } => {
                 self.writable_by_agents()?;
+                if self.kind == Some(ConversationKind::Internal) {
+                    match by {
+                        Actor::Agent(inviter) if self.members.contains(&inviter) => {}
+                        Actor::Agent(inviter) => return Err(DomainError::NotAParticipant(inviter)),
+                        _ => return Err(DomainError::CustomerInInternalConversation),
+                    }
+                }
                 if self.members.contains(&agent) {
                     return Err(DomainError::AlreadyAParticipant(agent));
                 }
@@ -785,14 +797,20 @@ impl Aggregate for Conversation {
                         "a customer conversation keeps at least one customer",
                     ));
                 }
-                Ok(vec![
+                let mut events = vec![
                     ParticipantRemoved {
                         participant,
                         by,
                         at,
                     }
                     .into(),
-                ])
+                ];
+                if let Participant::Agent(agent) = participant
+                    && self.pinned_by == Some(agent)
+                {
+                    events.extend(self.pin_released(at));
+                }
+                Ok(events)
             }
             C::Follow { agent, at } => {
                 if self.followers.contains(&agent) {
@@ -823,9 +841,10 @@ impl Aggregate for Conversation {
                     }
                     _ => {}
                 }
-                if self
-                    .auto_close_at
-                    .is_some_and(|deadline| auto_close_at <= deadline)
+                if auto_close_at <= at
+                    || self
+                        .auto_close_at
+                        .is_some_and(|deadline| auto_close_at <= deadline)
                 {
                     return Err(invalid(
                         "auto_close_at",
@@ -876,8 +895,12 @@ impl Aggregate for Conversation {
                 if self.rating.is_some() {
                     return Err(DomainError::AlreadyRated);
                 }
-                if !self.rating_requested {
-                    return Err(DomainError::RatingNotRequested);
+                // A rating is for a finished conversation: not one marked as spam, not one
+                // the customer has reopened since.
+                match self.status {
+                    Status::Spam => return Err(DomainError::ConversationIsSpam),
+                    Status::Closed if self.rating_requested => {}
+                    _ => return Err(DomainError::RatingNotRequested),
                 }
                 Ok(vec![
                     ConversationRated {
@@ -1060,8 +1083,11 @@ impl Conversation {
                 if !start.customers.is_empty() || matches!(start.started_by, Actor::Customer(_)) {
                     return Err(DomainError::CustomerInInternalConversation);
                 }
-                let starter = matches!(start.started_by, Actor::Agent(_)) as usize;
-                if start.members.len() + starter < 2 {
+                let mut agents: BTreeSet<AgentId> = start.members.iter().copied().collect();
+                if let Actor::Agent(starter) = start.started_by {
+                    agents.insert(starter);
+                }
+                if agents.len() < 2 {
                     return Err(invalid(
                         "members",
                         "an internal conversation needs two agents or more",
@@ -1101,10 +1127,7 @@ impl Conversation {
 
     fn send_message(&self, send: SendMessage) -> Result<Vec<ConversationEvent>, DomainError> {
         if self.messages.contains_key(&send.message_id) {
-            return Err(invalid(
-                "message_id",
-                "a message with this id already exists",
-            ));
+            return Err(DomainError::MessageExists(send.message_id));
         }
         check_text(
             "body",
@@ -1127,10 +1150,23 @@ impl Conversation {
                 false,
             )?;
         }
-        if let Some(quoted) = send.quote_of
-            && self.message(quoted)?.deleted
-        {
-            return Err(DomainError::MessageDeleted(quoted));
+        if let Some(quoted) = send.quote_of {
+            let message = self.message(quoted)?;
+            if message.visibility == Visibility::Internal {
+                // A customer never learns that an internal note exists.
+                if matches!(send.author, Actor::Customer(_)) {
+                    return Err(DomainError::MessageNotFound(quoted));
+                }
+                if send.visibility == Visibility::Public {
+                    return Err(invalid(
+                        "quote_of",
+                        "a public message cannot quote an internal note",
+                    ));
+                }
+            }
+            if message.deleted {
+                return Err(DomainError::MessageDeleted(quoted));
+            }
         }
         let mut events = Vec::new();
         match send.author {
@@ -1194,7 +1230,10 @@ impl Conversation {
         if message.deleted {
             return Err(DomainError::MessageDeleted(id));
         }
-        if !matches!(by, Actor::Agent(_)) || message.author != by {
+        if !matches!(by, Actor::Agent(_)) {
+            return Err(invalid("by", "only agents edit or delete messages"));
+        }
+        if message.author != by {
             return Err(DomainError::NotTheAuthor(id));
         }
         Ok(())
@@ -1241,6 +1280,12 @@ impl Conversation {
     fn assignable(&self) -> Result<(), DomainError> {
         self.customer_conversation("assign")?;
         self.open()
+    }
+
+    /// `ConversationUnpinned` if a pin holds: for actions that end the pinner's hold.
+    fn pin_released(&self, at: Timestamp) -> Option<ConversationEvent> {
+        self.pinned_by
+            .map(|agent| ConversationUnpinned { agent, at }.into())
     }
 
     fn not_pinned_by_other(&self, by: Actor) -> Result<(), DomainError> {

@@ -12,7 +12,7 @@ use crate::ids::CustomerId;
 use crate::rules::{check_text, invalid};
 use crate::{Actor, Aggregate, DomainError, Timestamp, event_family};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// A customer's address on one channel.
@@ -26,10 +26,32 @@ pub struct ChannelIdentity {
 /// Namespace of identity-derived customer ids (a fixed random UUID).
 const IDENTITY_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c2e_9b47_4d0a_8e55_1f0c_2d7b_9e31);
 
+impl ChannelIdentity {
+    /// The identity as stored and compared: trimmed; e-mail addresses in lower case; phone
+    /// numbers (WhatsApp) without spaces, dashes, dots or parentheses.
+    pub fn normalized(&self) -> ChannelIdentity {
+        let value = self.value.trim();
+        let value = match self.channel {
+            Channel::Email => value.to_lowercase(),
+            Channel::Whatsapp => value
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+                .collect(),
+            _ => value.to_owned(),
+        };
+        ChannelIdentity {
+            channel: self.channel,
+            value,
+        }
+    }
+}
+
 impl CustomerId {
-    /// The id of the customer first met through `identity`: the same identity always gives
-    /// the same id (UUID v5), so a second "first contact" finds the existing stream.
+    /// The id of the customer first met through `identity`: the same identity (once
+    /// normalised) always gives the same id (UUID v5), so a second "first contact" finds the
+    /// existing stream.
     pub fn for_identity(identity: &ChannelIdentity) -> CustomerId {
+        let identity = identity.normalized();
         let name = format!(
             "{}:{}",
             crate::ticket::channel_tag(identity.channel),
@@ -209,8 +231,8 @@ pub struct Customer {
     pub identities: BTreeSet<ChannelIdentity>,
     /// Set while this customer is merged into another.
     pub merged_into: Option<CustomerId>,
-    /// Customers merged into this one.
-    pub absorbed: BTreeSet<CustomerId>,
+    /// Customers merged into this one, with the identities they brought.
+    pub absorbed: BTreeMap<CustomerId, Vec<ChannelIdentity>>,
 }
 
 impl Customer {
@@ -255,6 +277,7 @@ impl Aggregate for Customer {
                 }
                 check_identity(&identity)?;
                 check_details(&name, &email)?;
+                let identity = identity.normalized();
                 Ok(vec![
                     CustomerCreated {
                         customer_id,
@@ -269,6 +292,7 @@ impl Aggregate for Customer {
             C::AddIdentity { identity, at } => {
                 self.active()?;
                 check_identity(&identity)?;
+                let identity = identity.normalized();
                 if self.identities.contains(&identity) {
                     return Err(DomainError::IdentityKnown);
                 }
@@ -312,7 +336,7 @@ impl Aggregate for Customer {
                 if Some(merged) == self.id {
                     return Err(DomainError::MergeIntoSelf);
                 }
-                if self.absorbed.contains(&merged) {
+                if self.absorbed.contains_key(&merged) {
                     return Err(DomainError::NoChange);
                 }
                 Ok(vec![
@@ -333,8 +357,11 @@ impl Aggregate for Customer {
                 Ok(vec![CustomerUnmerged { survivor, by, at }.into()])
             }
             C::Release { merged, by, at } => {
-                self.active()?;
-                if !self.absorbed.contains(&merged) {
+                // A survivor merged further on still lets go of what it absorbed.
+                if self.id.is_none() {
+                    return Err(DomainError::CustomerNotFound);
+                }
+                if !self.absorbed.contains_key(&merged) {
                     return Err(DomainError::NotMergedHere(merged));
                 }
                 Ok(vec![CustomerReleased { merged, by, at }.into()])
@@ -360,11 +387,16 @@ impl Aggregate for Customer {
             }
             E::CustomerMergedInto(e) => self.merged_into = Some(e.survivor),
             E::CustomerAbsorbed(e) => {
-                self.absorbed.insert(e.merged);
+                self.identities.extend(e.identities.iter().cloned());
+                self.absorbed.insert(e.merged, e.identities.clone());
             }
             E::CustomerUnmerged(_) => self.merged_into = None,
             E::CustomerReleased(e) => {
-                self.absorbed.remove(&e.merged);
+                if let Some(identities) = self.absorbed.remove(&e.merged) {
+                    for identity in identities {
+                        self.identities.remove(&identity);
+                    }
+                }
             }
         }
         self
@@ -556,6 +588,66 @@ mod tests {
                 at: T0,
             })
             .then_err(DomainError::MergeIntoSelf);
+    }
+
+    #[test]
+    fn identities_are_normalised_before_they_name_a_customer() {
+        let spaced = whatsapp("+1 (555) 000-1");
+        assert_eq!(
+            CustomerId::for_identity(&spaced),
+            CustomerId::for_identity(&whatsapp("+15550001"))
+        );
+        let upper = ChannelIdentity {
+            channel: Channel::Email,
+            value: " Ana@Example.COM ".into(),
+        };
+        let lower = ChannelIdentity {
+            channel: Channel::Email,
+            value: "ana@example.com".into(),
+        };
+        assert_eq!(
+            CustomerId::for_identity(&upper),
+            CustomerId::for_identity(&lower)
+        );
+    }
+
+    #[test]
+    fn a_survivor_takes_over_and_gives_back_the_merged_identities() {
+        let merged_identity = whatsapp("+15550001");
+        let merged = CustomerId::for_identity(&merged_identity);
+        let by = Actor::System;
+        let state = Customer::replay(&[
+            created(whatsapp("+15550002")),
+            CustomerAbsorbed {
+                merged,
+                identities: vec![merged_identity.clone()],
+                by,
+                at: T0,
+            }
+            .into(),
+        ]);
+        assert!(state.identities.contains(&merged_identity));
+        // Merged further on, it can still give back what it absorbed.
+        let further: CustomerEvent = CustomerMergedInto {
+            survivor: CustomerId(Uuid::nil()),
+            by,
+            at: T0,
+        }
+        .into();
+        let state = given::<Customer>([
+            created(whatsapp("+15550002")),
+            CustomerAbsorbed {
+                merged,
+                identities: vec![merged_identity.clone()],
+                by,
+                at: T0,
+            }
+            .into(),
+            further,
+        ])
+        .when(CustomerCommand::Release { merged, by, at: T0 })
+        .then_accepted();
+        assert!(!state.identities.contains(&merged_identity));
     }
 
     #[test]

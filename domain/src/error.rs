@@ -16,6 +16,8 @@ pub enum DomainError {
     ConversationExists,
     #[error("message {0} does not exist in this conversation")]
     MessageNotFound(MessageId),
+    #[error("message {0} already exists")]
+    MessageExists(MessageId),
     #[error("the conversation is closed")]
     ConversationClosed,
     #[error("the conversation is already open")]
@@ -80,6 +82,8 @@ pub enum DomainError {
     NoReplyChannel,
     #[error("reply {0} is unknown or already settled")]
     ReplyNotPending(uuid::Uuid),
+    #[error("reply {0} already exists")]
+    ReplyExists(uuid::Uuid),
 
     #[error("the customer does not exist")]
     CustomerNotFound,

@@ -416,6 +416,9 @@ pub struct Ticket {
     pub last_customer_message_at: Option<Timestamp>,
     pub replies: BTreeMap<Uuid, ReplyState>,
     pub comments: usize,
+    /// Ids of comments and inbound messages already recorded: a redelivered webhook or a
+    /// retried comment is answered as done, not recorded twice.
+    pub seen: BTreeSet<Uuid>,
 }
 
 impl Ticket {
@@ -470,7 +473,17 @@ impl Aggregate for Ticket {
         if let C::Create(create) = command {
             return self.create(create);
         }
-        self.exists()?;
+        if self.id.is_none() {
+            return Err(DomainError::TicketNotFound);
+        }
+        // Delivery reports of replies sent earlier still arrive after a ticket is closed;
+        // everything else needs a ticket that is not closed.
+        if !matches!(
+            command,
+            C::MarkReplyDelivered { .. } | C::MarkReplyFailed { .. }
+        ) {
+            self.exists()?;
+        }
         match command {
             C::Create(_) => Err(DomainError::TicketExists),
             C::ChangeTitle { title, by, at } => {
@@ -583,6 +596,9 @@ impl Aggregate for Ticket {
                 attachments,
                 at,
             } => {
+                if self.seen.contains(&comment_id) {
+                    return Ok(vec![]);
+                }
                 check_text(
                     "body",
                     &body,
@@ -647,6 +663,9 @@ impl Aggregate for Ticket {
                 attachments,
                 at,
             } => {
+                if self.seen.contains(&message_id) {
+                    return Ok(vec![]);
+                }
                 check_text(
                     "body",
                     &body,
@@ -689,7 +708,7 @@ impl Aggregate for Ticket {
                     .clone()
                     .ok_or(DomainError::NoReplyChannel)?;
                 if self.replies.contains_key(&reply_id) {
-                    return Err(invalid("reply_id", "a reply with this id already exists"));
+                    return Err(DomainError::ReplyExists(reply_id));
                 }
                 let whatsapp = channel_info.channel == Channel::Whatsapp;
                 let requested = OutboundReplyRequested {
@@ -770,7 +789,10 @@ impl Aggregate for Ticket {
             E::TicketUnfollowed(e) => {
                 self.followers.remove(&e.agent);
             }
-            E::TicketCommented(_) => self.comments += 1,
+            E::TicketCommented(e) => {
+                self.comments += 1;
+                self.seen.insert(e.comment_id);
+            }
             E::TicketTagAdded(e) => {
                 self.tags.insert(e.tag.clone());
             }
@@ -778,7 +800,11 @@ impl Aggregate for Ticket {
                 self.tags.remove(&e.tag);
             }
             E::TicketChannelInfoSet(e) => self.channel_info = e.channel_info.clone(),
-            E::CustomerMessageReceived(e) => self.last_customer_message_at = Some(e.at),
+            E::CustomerMessageReceived(e) => {
+                // Late deliveries of older messages never shrink the reply window.
+                self.last_customer_message_at = self.last_customer_message_at.max(Some(e.at));
+                self.seen.insert(e.message_id);
+            }
             E::OutboundReplyRequested(e) => {
                 self.replies.insert(e.reply_id, ReplyState::Pending);
             }

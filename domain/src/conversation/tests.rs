@@ -503,7 +503,7 @@ fn spam_ends_the_conversation_without_a_rating_and_customer_messages_stay_in_spa
             comment: None,
             at: T0,
         })
-        .then_err(DomainError::RatingNotRequested);
+        .then_err(DomainError::ConversationIsSpam);
     given::<Conversation>([started_by_customer(), spam])
         .when(C::MarkSpam {
             by: Actor::Agent(agent(1)),
@@ -1000,4 +1000,208 @@ fn a_ticket_draft_is_prefilled_from_the_conversation_and_editable() {
         ..TicketDraft::default()
     });
     assert_eq!(edited.title.as_deref(), Some("Refund"));
+}
+
+#[test]
+fn a_rating_needs_a_finished_conversation_not_a_spam_or_reopened_one() {
+    let mut closed_then_spam = vec![started_by_customer()];
+    closed_then_spam.extend(closed());
+    closed_then_spam.push(
+        ConversationMarkedSpam {
+            by: Actor::Agent(agent(1)),
+            at: T0,
+        }
+        .into(),
+    );
+    given::<Conversation>(closed_then_spam)
+        .when(C::Rate {
+            customer: customer(1),
+            score: 5,
+            comment: None,
+            at: T0,
+        })
+        .then_err(DomainError::ConversationIsSpam);
+    let mut reopened = vec![started_by_customer()];
+    reopened.extend(closed());
+    reopened.push(
+        ConversationReopened {
+            by: Actor::Customer(customer(1)),
+            automatically: true,
+            at: T0,
+        }
+        .into(),
+    );
+    given::<Conversation>(reopened)
+        .when(C::Rate {
+            customer: customer(1),
+            score: 5,
+            comment: None,
+            at: T0,
+        })
+        .then_err(DomainError::RatingNotRequested);
+}
+
+#[test]
+fn an_internal_conversation_needs_two_distinct_agents_and_only_members_invite() {
+    given::<Conversation>([])
+        .when(C::Start(Start {
+            conversation_id: conversation_id(),
+            kind: ConversationKind::Internal,
+            channel: Channel::Internal,
+            queue: None,
+            subject: String::new(),
+            started_by: Actor::Agent(agent(1)),
+            customers: vec![],
+            members: vec![agent(1), agent(1)],
+            origin: None,
+            at: T0,
+        }))
+        .then_err(DomainError::Invalid {
+            field: "members",
+            reason: "an internal conversation needs two agents or more".into(),
+        });
+    given::<Conversation>([internal_started()])
+        .when(C::Invite {
+            agent: agent(9),
+            by: Actor::Agent(agent(9)),
+            at: T0,
+        })
+        .then_err(DomainError::NotAParticipant(agent(9)));
+    given::<Conversation>([internal_started()])
+        .when(C::Invite {
+            agent: agent(3),
+            by: Actor::Agent(agent(2)),
+            at: T0,
+        })
+        .then([ParticipantInvited {
+            agent: agent(3),
+            by: Actor::Agent(agent(2)),
+            at: T0,
+        }
+        .into()]);
+}
+
+#[test]
+fn an_internal_note_is_never_quoted_where_a_customer_could_see_it() {
+    let history = [
+        started_by_customer(),
+        sent(1, Actor::Agent(agent(1)), Visibility::Internal),
+    ];
+    let quoting = |author: Actor, visibility: Visibility| {
+        C::SendMessage(SendMessage {
+            message_id: message(2),
+            author,
+            body: "about that".into(),
+            visibility,
+            attachments: vec![],
+            mentions: vec![],
+            quote_of: Some(message(1)),
+            at: T0,
+        })
+    };
+    given::<Conversation>(history.clone())
+        .when(quoting(Actor::Customer(customer(1)), Visibility::Public))
+        .then_err(DomainError::MessageNotFound(message(1)));
+    given::<Conversation>(history.clone())
+        .when(quoting(Actor::Agent(agent(2)), Visibility::Public))
+        .then_err(DomainError::Invalid {
+            field: "quote_of",
+            reason: "a public message cannot quote an internal note".into(),
+        });
+    given::<Conversation>(history)
+        .when(quoting(Actor::Agent(agent(2)), Visibility::Internal))
+        .then_accepted();
+}
+
+#[test]
+fn a_pin_ends_when_its_agent_hands_the_conversation_on_or_leaves() {
+    let later = T0.plus_secs(3_600);
+    let pinned = [
+        started_by_customer(),
+        assigned(agent(1)),
+        ConversationPinned {
+            agent: agent(1),
+            auto_close_at: later,
+            at: T0,
+        }
+        .into(),
+    ];
+    let by = Actor::Agent(agent(1));
+    let state = given::<Conversation>(pinned.clone())
+        .when(C::Transfer {
+            to: agent(2),
+            by,
+            at: T0,
+        })
+        .then([
+            ConversationTransferred {
+                from: Some(agent(1)),
+                to: agent(2),
+                by,
+                at: T0,
+            }
+            .into(),
+            ConversationUnpinned {
+                agent: agent(1),
+                at: T0,
+            }
+            .into(),
+        ]);
+    assert_eq!(state.pinned_by, None);
+    given::<Conversation>(pinned.clone())
+        .when(C::RemoveParticipant {
+            participant: Participant::Agent(agent(1)),
+            by: Actor::System,
+            at: T0,
+        })
+        .then([
+            ParticipantRemoved {
+                participant: Participant::Agent(agent(1)),
+                by: Actor::System,
+                at: T0,
+            }
+            .into(),
+            ConversationUnpinned {
+                agent: agent(1),
+                at: T0,
+            }
+            .into(),
+        ]);
+    let queue = QueueId(Uuid::from_u128(0xf009));
+    let state = given::<Conversation>(pinned)
+        .when(C::ChangeQueue { queue, by, at: T0 })
+        .then_accepted();
+    assert_eq!((state.pinned_by, state.assignee), (None, None));
+}
+
+#[test]
+fn precise_errors_for_repeated_ids_customer_edits_and_past_deadlines() {
+    let history = [
+        started_by_customer(),
+        sent(1, Actor::Customer(customer(1)), Visibility::Public),
+    ];
+    given::<Conversation>(history.clone())
+        .when(send(1, Actor::Agent(agent(1)), Visibility::Public))
+        .then_err(DomainError::MessageExists(message(1)));
+    given::<Conversation>(history)
+        .when(C::EditMessage {
+            message_id: message(1),
+            body: "x".into(),
+            by: Actor::Customer(customer(1)),
+            at: T0,
+        })
+        .then_err(DomainError::Invalid {
+            field: "by",
+            reason: "only agents edit or delete messages".into(),
+        });
+    given::<Conversation>([started_by_customer()])
+        .when(C::Pin {
+            agent: agent(1),
+            auto_close_at: T0,
+            at: T0,
+        })
+        .then_err(DomainError::Invalid {
+            field: "auto_close_at",
+            reason: "a pin moves the auto-close deadline later".into(),
+        });
 }

@@ -570,3 +570,100 @@ fn a_reply_needs_a_messaging_channel() {
         })
         .then_err(DomainError::NoReplyChannel);
 }
+
+#[test]
+fn a_closed_ticket_still_learns_how_its_replies_ended() {
+    let requested: TicketEvent = OutboundReplyRequested {
+        reply_id: id(80),
+        body: "Done".into(),
+        channel_info: whatsapp(),
+        by: by(),
+        at: T0,
+    }
+    .into();
+    let closed = [
+        social_ticket(),
+        requested,
+        status(TicketStatus::New, TicketStatus::Solved),
+        status(TicketStatus::Solved, TicketStatus::Closed),
+    ];
+    given::<Ticket>(closed.clone())
+        .when(C::MarkReplyDelivered {
+            reply_id: id(80),
+            at: T0,
+        })
+        .then([OutboundReplyDelivered {
+            reply_id: id(80),
+            at: T0,
+        }
+        .into()]);
+    given::<Ticket>(closed)
+        .when(C::ReceiveCustomerMessage {
+            message_id: id(81),
+            body: "thanks".into(),
+            attachments: vec![],
+            at: T0,
+        })
+        .then_err(DomainError::TicketClosed);
+}
+
+#[test]
+fn redelivered_messages_and_retried_comments_are_recorded_once() {
+    let received: TicketEvent = CustomerMessageReceived {
+        message_id: id(90),
+        body: "hi".into(),
+        attachments: vec![],
+        at: T0,
+    }
+    .into();
+    given::<Ticket>([social_ticket(), received.clone()])
+        .when(C::ReceiveCustomerMessage {
+            message_id: id(90),
+            body: "hi".into(),
+            attachments: vec![],
+            at: T0,
+        })
+        .then([]);
+    let commented: TicketEvent = TicketCommented {
+        comment_id: id(91),
+        author: by(),
+        body: "noted".into(),
+        visibility: Visibility::Internal,
+        attachments: vec![],
+        at: T0,
+    }
+    .into();
+    given::<Ticket>([api_ticket(), commented])
+        .when(C::Comment {
+            comment_id: id(91),
+            author: by(),
+            body: "noted".into(),
+            visibility: Visibility::Internal,
+            attachments: vec![],
+            at: T0,
+        })
+        .then([]);
+}
+
+#[test]
+fn a_late_delivery_of_an_older_message_does_not_shrink_the_whatsapp_window() {
+    let recent = T0.plus_secs(3_600);
+    let state = Ticket::replay(&[
+        social_ticket(),
+        CustomerMessageReceived {
+            message_id: id(92),
+            body: "new".into(),
+            attachments: vec![],
+            at: recent,
+        }
+        .into(),
+        CustomerMessageReceived {
+            message_id: id(93),
+            body: "old".into(),
+            attachments: vec![],
+            at: T0,
+        }
+        .into(),
+    ]);
+    assert_eq!(state.last_customer_message_at, Some(recent));
+}
