@@ -226,7 +226,7 @@ async fn customers_are_created_on_first_contact_and_merge_reversibly(log: Arc<dy
         .load::<Customer>(&CommandService::stream::<Customer>(other).unwrap())
         .await
         .unwrap();
-    assert!(survivor.absorbed.contains(&first));
+    assert!(survivor.absorbed.contains_key(&first));
     let into_merged = service
         .merge_customers(other, first, agent(), AT, &metadata)
         .await;
