@@ -36,6 +36,12 @@ pub enum ServiceError {
     /// The stream kept changing; every attempt met a newer version (HTTP 409).
     #[error("the stream kept changing under the command; gave up after {attempts} attempts")]
     Contention { attempts: u32 },
+    /// Following a customer's merges led nowhere within a bound (HTTP 500: stored merges
+    /// form a loop).
+    #[error("the merges of customer {customer} do not end")]
+    MergeChain {
+        customer: parley_domain::ids::CustomerId,
+    },
     /// A stored event could not be decoded (HTTP 500).
     #[error(transparent)]
     Codec(#[from] CodecError),

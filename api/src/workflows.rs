@@ -1,10 +1,12 @@
 //! Actions that touch two aggregates, built on [`CommandService`]: each step is one command
 //! on one stream, in an order where a step that fails leaves nothing misleading behind (the
 //! first step's event already names the other aggregate, so read models can relate them).
+//! Retrying a workflow whose second step failed resumes it: a first step found already done
+//! (with the same ids) is taken as done.
 
 use crate::service::{CommandService, Executed, ServiceError};
 use parley_domain::conversation::{
-    Conversation, ConversationCommand, ConversationKind, Start, Status, TicketDraft,
+    Conversation, ConversationCommand, ConversationKind, Start, Status, TicketDraft, Visibility,
 };
 use parley_domain::customer::{ChannelIdentity, Customer, CustomerCommand};
 use parley_domain::ids::{ConversationId, CustomerId, MessageId, TicketId};
@@ -29,6 +31,18 @@ pub struct TicketFromConversation {
     pub at: Timestamp,
 }
 
+/// The answer for a step a retry finds already done.
+fn unchanged(
+    stream_version: parley_eventlog::StreamVersion,
+    position: parley_eventlog::Position,
+) -> Executed {
+    Executed {
+        stream_version,
+        position,
+        events: 0,
+    }
+}
+
 /// How many merge pointers `first_contact` follows before it stops (merges never form loops,
 /// but stored data is not trusted to be well formed).
 const MAX_MERGE_HOPS: usize = 16;
@@ -45,10 +59,22 @@ impl CommandService {
         if conversation.status == Status::New {
             return Err(DomainError::ConversationNotFound.into());
         }
+        if conversation.kind == Some(ConversationKind::Internal) {
+            return Err(DomainError::Invalid {
+                field: "conversation_id",
+                reason: "tickets are created from customer conversations".into(),
+            }
+            .into());
+        }
+        let source = TicketSource::Conversation {
+            conversation_id: request.conversation_id,
+            message_id: request.message_id,
+        };
         let draft = conversation.ticket_draft(request.edits);
-        let ticket = self
+        let ticket_stream = Self::stream::<Ticket>(request.ticket_id)?;
+        let created = self
             .execute::<Ticket>(
-                &Self::stream::<Ticket>(request.ticket_id)?,
+                &ticket_stream,
                 TicketCommand::Create(CreateTicket {
                     ticket_id: request.ticket_id,
                     ticket_type: request.ticket_type,
@@ -56,10 +82,7 @@ impl CommandService {
                     description: draft.description.unwrap_or_default(),
                     priority: request.priority,
                     requester: draft.requester,
-                    source: TicketSource::Conversation {
-                        conversation_id: request.conversation_id,
-                        message_id: request.message_id,
-                    },
+                    source: source.clone(),
                     tags: request.tags,
                     channel_info: None,
                     created_by: request.by,
@@ -67,8 +90,19 @@ impl CommandService {
                 }),
                 metadata,
             )
-            .await?;
-        let link = self
+            .await;
+        // A retry after the ticket was created but not linked resumes with the link.
+        let ticket = match created {
+            Err(ServiceError::Domain(DomainError::TicketExists)) => {
+                let (ticket, version, position) = self.load::<Ticket>(&ticket_stream).await?;
+                if ticket.source.as_ref() != Some(&source) {
+                    return Err(DomainError::TicketExists.into());
+                }
+                unchanged(version, position)
+            }
+            other => other?,
+        };
+        let linked = self
             .execute::<Conversation>(
                 &conversation_stream,
                 ConversationCommand::LinkTicket {
@@ -78,7 +112,15 @@ impl CommandService {
                 },
                 metadata,
             )
-            .await?;
+            .await;
+        let link = match linked {
+            Err(ServiceError::Domain(DomainError::TicketAlreadyLinked(_))) => {
+                let (_, version, position) =
+                    self.load::<Conversation>(&conversation_stream).await?;
+                unchanged(version, position)
+            }
+            other => other?,
+        };
         Ok((ticket, link))
     }
 
@@ -103,15 +145,37 @@ impl CommandService {
             Some(message) if message.deleted => {
                 return Err(DomainError::MessageDeleted(message_id).into());
             }
+            Some(message)
+                if kind == ConversationKind::Customer
+                    && message.visibility == Visibility::Internal =>
+            {
+                return Err(DomainError::Invalid {
+                    field: "message_id",
+                    reason: "an internal note cannot start a conversation customers see".into(),
+                }
+                .into());
+            }
             Some(_) => {}
+        }
+        if kind == ConversationKind::Internal {
+            match by {
+                Actor::Agent(agent) if original.members.contains(&agent) => {}
+                Actor::Agent(agent) => return Err(DomainError::NotAParticipant(agent).into()),
+                _ => return Err(DomainError::CustomerInInternalConversation.into()),
+            }
         }
         let members = match kind {
             ConversationKind::Internal => original.members.iter().copied().collect(),
             ConversationKind::Customer => Vec::new(),
         };
+        let new_stream = Self::stream::<Conversation>(new_conversation_id)?;
+        let origin_of_new = parley_domain::conversation::Origin {
+            conversation_id: origin,
+            message_id,
+        };
         let started = self
             .execute::<Conversation>(
-                &Self::stream::<Conversation>(new_conversation_id)?,
+                &new_stream,
                 ConversationCommand::Start(Start {
                     conversation_id: new_conversation_id,
                     kind,
@@ -124,15 +188,23 @@ impl CommandService {
                     started_by: by,
                     customers: original.customers.iter().copied().collect(),
                     members,
-                    origin: Some(parley_domain::conversation::Origin {
-                        conversation_id: origin,
-                        message_id,
-                    }),
+                    origin: Some(origin_of_new),
                     at,
                 }),
                 metadata,
             )
-            .await?;
+            .await;
+        // A retry after the new conversation started but the branch was not recorded resumes.
+        let started = match started {
+            Err(ServiceError::Domain(DomainError::ConversationExists)) => {
+                let (existing, version, position) = self.load::<Conversation>(&new_stream).await?;
+                if existing.origin != Some(origin_of_new) {
+                    return Err(DomainError::ConversationExists.into());
+                }
+                unchanged(version, position)
+            }
+            other => other?,
+        };
         let branch = self
             .execute::<Conversation>(
                 &origin_stream,
@@ -144,7 +216,14 @@ impl CommandService {
                 },
                 metadata,
             )
-            .await?;
+            .await;
+        let branch = match branch {
+            Err(ServiceError::Domain(DomainError::NoChange)) => {
+                let (_, version, position) = self.load::<Conversation>(&origin_stream).await?;
+                unchanged(version, position)
+            }
+            other => other?,
+        };
         Ok((started, branch))
     }
 
@@ -186,7 +265,9 @@ impl CommandService {
                 None => return Ok(current),
             }
         }
-        Ok(current)
+        Err(ServiceError::MergeChain {
+            customer: customer_id,
+        })
     }
 
     /// Merges `merged` into `survivor`: the merged customer points to the survivor, which
@@ -212,24 +293,35 @@ impl CommandService {
         }
         let merged_stream = Self::stream::<Customer>(merged)?;
         let (source, _, _) = self.load::<Customer>(&merged_stream).await?;
-        self.execute::<Customer>(
-            &merged_stream,
-            CustomerCommand::MergeInto { survivor, by, at },
-            metadata,
-        )
-        .await?;
-        self.execute::<Customer>(
-            &survivor_stream,
-            CustomerCommand::Absorb {
-                merged,
-                identities: source.identities.into_iter().collect(),
-                by,
-                at,
-            },
-            metadata,
-        )
-        .await?;
-        Ok(())
+        match self
+            .execute::<Customer>(
+                &merged_stream,
+                CustomerCommand::MergeInto { survivor, by, at },
+                metadata,
+            )
+            .await
+        {
+            // A retry of a merge whose second step failed resumes with that step.
+            Ok(_) => {}
+            Err(ServiceError::Domain(DomainError::CustomerMerged(into))) if into == survivor => {}
+            Err(error) => return Err(error),
+        }
+        let absorbed = self
+            .execute::<Customer>(
+                &survivor_stream,
+                CustomerCommand::Absorb {
+                    merged,
+                    identities: source.identities.into_iter().collect(),
+                    by,
+                    at,
+                },
+                metadata,
+            )
+            .await;
+        match absorbed {
+            Ok(_) | Err(ServiceError::Domain(DomainError::NoChange)) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Undoes a merge: both customers record it; history keeps the merge and its undoing.
@@ -242,19 +334,36 @@ impl CommandService {
     ) -> Result<(), ServiceError> {
         let merged_stream = Self::stream::<Customer>(merged)?;
         let (source, _, _) = self.load::<Customer>(&merged_stream).await?;
-        let survivor = source.merged_into.ok_or(DomainError::NoChange)?;
-        self.execute::<Customer>(
-            &merged_stream,
-            CustomerCommand::Unmerge { by, at },
-            metadata,
-        )
-        .await?;
-        self.execute::<Customer>(
-            &Self::stream::<Customer>(survivor)?,
-            CustomerCommand::Release { merged, by, at },
-            metadata,
-        )
-        .await?;
-        Ok(())
+        // A retry of an unmerge whose second step failed resumes with that step.
+        let survivor = match (source.merged_into, source.unmerged_from) {
+            (Some(survivor), _) => {
+                self.execute::<Customer>(
+                    &merged_stream,
+                    CustomerCommand::Unmerge { by, at },
+                    metadata,
+                )
+                .await?;
+                survivor
+            }
+            (None, Some(survivor)) => survivor,
+            (None, None) => return Err(DomainError::NoChange.into()),
+        };
+        let released = self
+            .execute::<Customer>(
+                &Self::stream::<Customer>(survivor)?,
+                CustomerCommand::Release { merged, by, at },
+                metadata,
+            )
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            // Nothing left to undo on either side.
+            Err(ServiceError::Domain(DomainError::NotMergedHere(_)))
+                if source.merged_into.is_none() =>
+            {
+                Err(DomainError::NoChange.into())
+            }
+            Err(error) => Err(error),
+        }
     }
 }

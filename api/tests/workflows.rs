@@ -245,8 +245,83 @@ async fn customers_are_created_on_first_contact_and_merge_reversibly(log: Arc<dy
     assert_eq!(back, first, "after the unmerge it stands for itself again");
 }
 
+async fn a_workflow_whose_second_step_failed_resumes_when_retried(log: Arc<dyn EventLog>) {
+    use parley_domain::ticket::{CreateTicket, TicketCommand, TicketSource};
+    let service = CommandService::new(log);
+    let metadata = Metadata::default();
+    let customer = CustomerId(Uuid::now_v7());
+    let (conversation_id, message_id) = conversation(&service, customer).await;
+    // As if a first attempt created the ticket and stopped before linking it.
+    let ticket_id = TicketId(Uuid::now_v7());
+    service
+        .execute::<Ticket>(
+            &CommandService::stream::<Ticket>(ticket_id).unwrap(),
+            TicketCommand::Create(CreateTicket {
+                ticket_id,
+                ticket_type: TicketType::Ticket,
+                title: "Broken blender".into(),
+                description: String::new(),
+                priority: Priority::Normal,
+                requester: Some(customer),
+                source: TicketSource::Conversation {
+                    conversation_id,
+                    message_id: Some(message_id),
+                },
+                tags: vec![],
+                channel_info: None,
+                created_by: agent(),
+                at: AT,
+            }),
+            &metadata,
+        )
+        .await
+        .unwrap();
+    let request = TicketFromConversation {
+        conversation_id,
+        message_id: Some(message_id),
+        ticket_id,
+        ticket_type: TicketType::Ticket,
+        priority: Priority::Normal,
+        edits: TicketDraft::default(),
+        tags: vec![],
+        by: agent(),
+        at: AT,
+    };
+    service
+        .create_ticket_from_conversation(request.clone(), &metadata)
+        .await
+        .unwrap();
+    // Retrying the whole workflow again is harmless too.
+    service
+        .create_ticket_from_conversation(request, &metadata)
+        .await
+        .unwrap();
+    let (conversation, _, _) = service
+        .load::<Conversation>(&CommandService::stream::<Conversation>(conversation_id).unwrap())
+        .await
+        .unwrap();
+    assert!(conversation.tickets.contains(&ticket_id));
+
+    // A branch retried after it completed answers the same way.
+    let new_id = ConversationId(Uuid::now_v7());
+    for _ in 0..2 {
+        service
+            .start_conversation_from_message(
+                conversation_id,
+                message_id,
+                new_id,
+                agent(),
+                AT,
+                &metadata,
+            )
+            .await
+            .unwrap();
+    }
+}
+
 on_both_backends!(
     a_ticket_created_from_a_conversation_is_prefilled_and_linked,
     a_conversation_started_from_a_message_links_back,
     customers_are_created_on_first_contact_and_merge_reversibly,
+    a_workflow_whose_second_step_failed_resumes_when_retried,
 );

@@ -511,6 +511,8 @@ pub struct Conversation {
     pub tickets: BTreeSet<TicketId>,
     /// Conversations started from this one's messages.
     pub branches: BTreeSet<ConversationId>,
+    /// The message this conversation was started from, if any.
+    pub origin: Option<Origin>,
 }
 
 impl Conversation {
@@ -955,6 +957,7 @@ impl Aggregate for Conversation {
         match event {
             E::ConversationStarted(e) => {
                 self.id = Some(e.conversation_id);
+                self.origin = e.origin;
                 self.kind = Some(e.kind);
                 self.channel = Some(e.channel);
                 self.queue = e.queue;

@@ -231,6 +231,8 @@ pub struct Customer {
     pub identities: BTreeSet<ChannelIdentity>,
     /// Set while this customer is merged into another.
     pub merged_into: Option<CustomerId>,
+    /// The survivor of the last merge that was undone (a retried unmerge resumes with it).
+    pub unmerged_from: Option<CustomerId>,
     /// Customers merged into this one, with the identities they brought.
     pub absorbed: BTreeMap<CustomerId, Vec<ChannelIdentity>>,
 }
@@ -390,7 +392,10 @@ impl Aggregate for Customer {
                 self.identities.extend(e.identities.iter().cloned());
                 self.absorbed.insert(e.merged, e.identities.clone());
             }
-            E::CustomerUnmerged(_) => self.merged_into = None,
+            E::CustomerUnmerged(e) => {
+                self.merged_into = None;
+                self.unmerged_from = Some(e.survivor);
+            }
             E::CustomerReleased(e) => {
                 if let Some(identities) = self.absorbed.remove(&e.merged) {
                     for identity in identities {

@@ -416,6 +416,7 @@ pub struct Ticket {
     pub last_customer_message_at: Option<Timestamp>,
     pub replies: BTreeMap<Uuid, ReplyState>,
     pub comments: usize,
+    pub source: Option<TicketSource>,
     /// Ids of comments and inbound messages already recorded: a redelivered webhook or a
     /// retried comment is answered as done, not recorded twice.
     pub seen: BTreeSet<Uuid>,
@@ -765,6 +766,7 @@ impl Aggregate for Ticket {
         match event {
             E::TicketCreated(e) => {
                 self.id = Some(e.ticket_id);
+                self.source = Some(e.source.clone());
                 self.ticket_type = Some(e.ticket_type);
                 self.title = e.title.clone();
                 self.description = e.description.clone();
