@@ -12,8 +12,8 @@
 //! a fresh read, never a wrong result. A rejection or a no-op decided on cached state is
 //! checked again on fresh state before it is answered.
 
-use parley_domain::{Aggregate, DomainError, DomainEvent};
-use parley_eventlog::codec::{CodecError, EventCodec};
+use parley_domain::{Aggregate, DomainError};
+use parley_eventlog::codec::CodecError;
 use parley_eventlog::{
     EventLog, ExpectedVersion, LogError, Metadata, NewEvent, Position, StreamId, StreamVersion,
 };
@@ -171,7 +171,7 @@ impl CommandService {
             version = last.version;
             position = last.position;
             for recorded in &page {
-                let Stored(event) = parley_eventlog::codec::decode::<Stored<A::Event>>(recorded)?;
+                let event = parley_projections::events::from_recorded::<A::Event>(recorded)?;
                 state = state.evolve(&event);
             }
             if page.len() < LOAD_PAGE {
@@ -225,9 +225,9 @@ impl CommandService {
             let new_events = events
                 .iter()
                 .map(|event| {
-                    parley_eventlog::codec::new_event(
+                    parley_projections::events::to_new_event(
                         Uuid::now_v7(),
-                        &StoredRef(event),
+                        event,
                         metadata.clone(),
                     )
                 })
@@ -270,71 +270,4 @@ async fn backoff(attempt: u32) {
     let ceiling_us = 250u128 << attempt.min(5);
     let jitter = Uuid::new_v4().as_u128() % ceiling_us;
     tokio::time::sleep(Duration::from_micros(jitter as u64)).await;
-}
-
-/// A domain event as the log stores it: MessagePack with named fields, schema version 1.
-struct Stored<E>(E);
-/// The same, borrowed, for encoding.
-struct StoredRef<'a, E>(&'a E);
-
-const SCHEMA_VERSION: u16 = 1;
-
-fn known<E: DomainEvent>(event_type: &str) -> Option<u16> {
-    E::event_types()
-        .contains(&event_type)
-        .then_some(SCHEMA_VERSION)
-}
-
-fn encode<E: DomainEvent>(event: &E) -> Result<Vec<u8>, CodecError> {
-    let mut bytes = Vec::new();
-    event
-        .serialize_payload(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
-        .map_err(|e| CodecError::Encode {
-            event_type: event.event_type().to_owned(),
-            reason: e.to_string(),
-        })?;
-    Ok(bytes)
-}
-
-impl<E: DomainEvent> EventCodec for StoredRef<'_, E> {
-    fn event_type(&self) -> &'static str {
-        self.0.event_type()
-    }
-    fn current_schema_version(event_type: &str) -> Option<u16> {
-        known::<E>(event_type)
-    }
-    fn encode_payload(&self) -> Result<Vec<u8>, CodecError> {
-        encode(self.0)
-    }
-    fn decode_payload(event_type: &str, _payload: &[u8]) -> Result<Self, CodecError> {
-        Err(CodecError::UnknownEventType {
-            event_type: event_type.to_owned(),
-        })
-    }
-}
-
-impl<E: DomainEvent> EventCodec for Stored<E> {
-    fn event_type(&self) -> &'static str {
-        self.0.event_type()
-    }
-    fn current_schema_version(event_type: &str) -> Option<u16> {
-        known::<E>(event_type)
-    }
-    fn encode_payload(&self) -> Result<Vec<u8>, CodecError> {
-        encode(&self.0)
-    }
-    fn decode_payload(event_type: &str, payload: &[u8]) -> Result<Self, CodecError> {
-        let mut decoder = rmp_serde::Deserializer::new(payload);
-        match E::deserialize_payload(event_type, &mut decoder) {
-            Some(Ok(event)) => Ok(Stored(event)),
-            Some(Err(error)) => Err(CodecError::Decode {
-                event_type: event_type.to_owned(),
-                schema_version: SCHEMA_VERSION,
-                reason: error.to_string(),
-            }),
-            None => Err(CodecError::UnknownEventType {
-                event_type: event_type.to_owned(),
-            }),
-        }
-    }
 }
