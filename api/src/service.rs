@@ -3,7 +3,9 @@
 //! Load the aggregate's stream, fold it (`evolve`), `decide`, append the new events with the
 //! stream's version as the expected version. If another writer appended in between, the append
 //! is refused with a conflict and the whole cycle runs again on the fresher state, a bounded
-//! number of times, with a short random back-off so that racing writers spread out. Domain
+//! number of times: the winner is already committed, so each round at least one writer wins.
+//! Inside one process, commands on the same stream take turns, so conflicts come only from
+//! other processes. Domain
 //! rejections are answered at once: they are decisions, not accidents.
 //!
 //! Recently used aggregates are kept in memory (bounded), with the version they were folded
@@ -21,7 +23,6 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use uuid::Uuid;
 
 /// Attempts before a command gives up on a stream that keeps changing under it.
@@ -74,6 +75,51 @@ pub struct CommandService {
     log: Arc<dyn EventLog>,
     max_attempts: u32,
     cache: Arc<Cache>,
+    turns: Arc<Turns>,
+}
+
+/// Commands on one stream take turns inside a process: they would only conflict with each
+/// other. Conflicts then come from other processes alone, and a retry on fresh state is all
+/// they need.
+#[derive(Default)]
+struct Turns {
+    streams: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Turns {
+    async fn take(&self, stream: &StreamId) -> Turn<'_> {
+        let lock = match self.streams.lock() {
+            Ok(mut streams) => streams.entry(stream.clone()).or_default().clone(),
+            // A poisoned map only loses the serialisation; conflicts still keep it correct.
+            Err(_) => Arc::default(),
+        };
+        let guard = lock.clone().lock_owned().await;
+        Turn {
+            turns: self,
+            stream: stream.clone(),
+            lock,
+            _guard: guard,
+        }
+    }
+}
+
+/// A stream's turn; the map entry goes when the last waiter is done with it.
+struct Turn<'a> {
+    turns: &'a Turns,
+    stream: StreamId,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut streams) = self.turns.streams.lock()
+            // Held by the map, this turn and its guard: nobody else waits.
+            && Arc::strong_count(&self.lock) <= 3
+        {
+            streams.remove(&self.stream);
+        }
+    }
 }
 
 /// Aggregates as last folded, by stream.
@@ -149,6 +195,7 @@ impl CommandService {
                 capacity,
                 entries: Mutex::new(HashMap::new()),
             }),
+            turns: Arc::default(),
         }
     }
 
@@ -192,8 +239,9 @@ impl CommandService {
         A: Aggregate + Send + Sync + 'static,
         A::Command: Clone,
     {
+        let _turn = self.turns.take(stream).await;
         let mut fresh = false;
-        for attempt in 0..self.max_attempts {
+        for _ in 0..self.max_attempts {
             let cached = if fresh {
                 None
             } else {
@@ -248,10 +296,11 @@ impl CommandService {
                         events: count,
                     });
                 }
+                // Another writer got there first and is already committed: deciding again
+                // on fresh state is all a retry needs, no pause.
                 Err(LogError::Conflict { .. }) => {
                     self.cache.forget(stream);
                     fresh = true;
-                    backoff(attempt).await;
                 }
                 Err(error) => {
                     self.cache.forget(stream);
@@ -263,11 +312,4 @@ impl CommandService {
             attempts: self.max_attempts,
         })
     }
-}
-
-/// A short random pause, growing with the attempt (at most about 8 ms).
-async fn backoff(attempt: u32) {
-    let ceiling_us = 250u128 << attempt.min(5);
-    let jitter = Uuid::new_v4().as_u128() % ceiling_us;
-    tokio::time::sleep(Duration::from_micros(jitter as u64)).await;
 }
