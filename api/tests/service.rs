@@ -11,7 +11,7 @@ use parley_domain::{Actor, DomainError};
 use parley_eventlog::{EventLog, Metadata, StreamId};
 use std::collections::HashSet;
 use std::sync::Arc;
-use support::{AT, on_both_backends, start_conversation};
+use support::{AT, on_both_backends, send_public, start_conversation};
 use uuid::Uuid;
 
 mod support;
@@ -38,23 +38,14 @@ async fn agent_acts(service: CommandService, stream: StreamId, n: u128) -> Outco
     let metadata = Metadata::default();
     let mut outcome = Outcome::default();
     for m in 0..MESSAGES_PER_AGENT {
-        let sent = service
-            .execute::<Conversation>(
-                &stream,
-                C::SendMessage(SendMessage {
-                    message_id: message(n, m),
-                    author: Actor::Agent(me),
-                    body: format!("reply {m} from agent {n}"),
-                    visibility: Visibility::Public,
-                    attachments: vec![],
-                    mentions: vec![],
-                    quote_of: None,
-                    at: AT,
-                }),
-                &metadata,
-            )
-            .await
-            .expect("every message is accepted");
+        let sent = send_public(
+            &service,
+            &stream,
+            message(n, m),
+            Actor::Agent(me),
+            format!("reply {m} from agent {n}"),
+        )
+        .await;
         outcome.accepted_events += sent.events;
     }
     let followed = service

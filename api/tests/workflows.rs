@@ -2,16 +2,14 @@
 
 use parley_api::service::{CommandService, ServiceError};
 use parley_api::workflows::TicketFromConversation;
-use parley_domain::conversation::{
-    Channel, Conversation, ConversationCommand as C, SendMessage, TicketDraft, Visibility,
-};
+use parley_domain::conversation::{Channel, Conversation, TicketDraft};
 use parley_domain::customer::{ChannelIdentity, Customer};
 use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId, TicketId};
 use parley_domain::ticket::{Priority, Ticket, TicketType};
 use parley_domain::{Actor, DomainError};
 use parley_eventlog::{EventLog, Metadata};
 use std::sync::Arc;
-use support::{AT, on_both_backends, start_conversation};
+use support::{AT, on_both_backends, send_public, start_conversation};
 use uuid::Uuid;
 
 mod support;
@@ -27,25 +25,15 @@ async fn conversation(
 ) -> (ConversationId, MessageId) {
     let id = ConversationId(Uuid::now_v7());
     let message = MessageId(Uuid::now_v7());
-    let metadata = Metadata::default();
     let stream = start_conversation(service, id, customer, Channel::Line, "Broken blender").await;
-    service
-        .execute::<Conversation>(
-            &stream,
-            C::SendMessage(SendMessage {
-                message_id: message,
-                author: Actor::Customer(customer),
-                body: "It stopped after a week.".into(),
-                visibility: Visibility::Public,
-                attachments: vec![],
-                mentions: vec![],
-                quote_of: None,
-                at: AT,
-            }),
-            &metadata,
-        )
-        .await
-        .unwrap();
+    send_public(
+        service,
+        &stream,
+        message,
+        Actor::Customer(customer),
+        "It stopped after a week.".into(),
+    )
+    .await;
     (id, message)
 }
 

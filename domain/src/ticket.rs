@@ -597,15 +597,9 @@ impl Aggregate for Ticket {
                 attachments,
                 at,
             } => {
-                if self.seen.contains(&comment_id) {
+                if !self.new_content(comment_id, &body, &attachments)? {
                     return Ok(vec![]);
                 }
-                check_text(
-                    "body",
-                    &body,
-                    MAX_DESCRIPTION_CHARS,
-                    !attachments.is_empty(),
-                )?;
                 if matches!(author, Actor::Customer(_)) && visibility == Visibility::Internal {
                     return Err(invalid(
                         "visibility",
@@ -664,15 +658,9 @@ impl Aggregate for Ticket {
                 attachments,
                 at,
             } => {
-                if self.seen.contains(&message_id) {
+                if !self.new_content(message_id, &body, &attachments)? {
                     return Ok(vec![]);
                 }
-                check_text(
-                    "body",
-                    &body,
-                    MAX_DESCRIPTION_CHARS,
-                    !attachments.is_empty(),
-                )?;
                 let mut events = Vec::new();
                 // A customer writing again reopens a ticket that was waiting or solved.
                 if matches!(self.status, TicketStatus::Pending | TicketStatus::Solved) {
@@ -881,6 +869,21 @@ impl Ticket {
             }
             .into(),
         ])
+    }
+
+    /// Checks a comment's or an inbound message's body; `false` if its id was recorded
+    /// already (a retry or a redelivery, answered as done).
+    fn new_content(
+        &self,
+        id: Uuid,
+        body: &str,
+        attachments: &[Attachment],
+    ) -> Result<bool, DomainError> {
+        if self.seen.contains(&id) {
+            return Ok(false);
+        }
+        check_text("body", body, MAX_DESCRIPTION_CHARS, !attachments.is_empty())?;
+        Ok(true)
     }
 
     fn pending_reply(&self, reply_id: Uuid) -> Result<(), DomainError> {

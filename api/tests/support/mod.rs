@@ -3,10 +3,11 @@
 #![allow(dead_code)]
 
 use parley_api::service::CommandService;
+use parley_api::service::Executed;
 use parley_domain::conversation::{
-    Channel, Conversation, ConversationCommand, ConversationKind, Start,
+    Channel, Conversation, ConversationCommand, ConversationKind, SendMessage, Start, Visibility,
 };
-use parley_domain::ids::{ConversationId, CustomerId};
+use parley_domain::ids::{ConversationId, CustomerId, MessageId};
 use parley_domain::{Actor, Timestamp};
 use parley_eventlog::{Metadata, StreamId};
 
@@ -79,4 +80,31 @@ pub async fn start_conversation(
         .await
         .unwrap();
     stream
+}
+
+/// Sends a public message through `service`.
+pub async fn send_public(
+    service: &CommandService,
+    stream: &StreamId,
+    message_id: MessageId,
+    author: Actor,
+    body: String,
+) -> Executed {
+    service
+        .execute::<Conversation>(
+            stream,
+            ConversationCommand::SendMessage(SendMessage {
+                message_id,
+                author,
+                body,
+                visibility: Visibility::Public,
+                attachments: vec![],
+                mentions: vec![],
+                quote_of: None,
+                at: AT,
+            }),
+            &Metadata::default(),
+        )
+        .await
+        .expect("the message is accepted")
 }
