@@ -64,8 +64,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     pub naive_events: u64,
     /// SQLite only: `full` (durable commits, the default) or `normal`.
-    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
-    pub durability: String,
+    #[arg(long, default_value = "full")]
+    pub durability: parley_eventlog::Durability,
     /// Replay only, the log at `--database-url` (used by `replay` for its measuring process).
     #[arg(long, hide = true)]
     pub replay_only: bool,
@@ -178,10 +178,7 @@ impl Store {
 fn options(args: &BenchArgs, group_commit: bool) -> LogOptions {
     LogOptions {
         group_commit,
-        durability: match args.durability.as_str() {
-            "normal" => parley_eventlog::Durability::Normal,
-            _ => parley_eventlog::Durability::Full,
-        },
+        durability: args.durability,
         ..LogOptions::default()
     }
 }
@@ -350,7 +347,7 @@ async fn append(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
         "backend": backend_name(args.backend),
         "events": args.events,
         "writers": args.writers,
-        "durability": args.durability,
+        "durability": args.durability.to_string(),
         "events_per_sec": grouped.events_per_sec().round(),
         "p50_ms": grouped.percentile_ms(50.0),
         "p99_ms": grouped.percentile_ms(99.0),
@@ -535,7 +532,7 @@ async fn commands(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
         "commands": cached.events,
         "conversations": conversations,
         "writers": args.writers,
-        "durability": args.durability,
+        "durability": args.durability.to_string(),
         "commands_per_sec": cached.events_per_sec().round(),
         "p50_ms": cached.percentile_ms(50.0),
         "p99_ms": cached.percentile_ms(99.0),

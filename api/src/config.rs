@@ -20,8 +20,8 @@ pub struct Config {
     pub pool_size: u32,
 
     /// SQLite only: `full` (every acknowledged append survives power loss) or `normal`.
-    #[arg(long, env = "PARLEY_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
-    pub durability: String,
+    #[arg(long, env = "PARLEY_DURABILITY", default_value = "full")]
+    pub durability: parley_eventlog::Durability,
 }
 
 impl Config {
@@ -31,17 +31,14 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
             pool_size: 4,
-            durability: "full".into(),
+            durability: parley_eventlog::Durability::Full,
         }
     }
 
     pub fn log_options(&self) -> parley_eventlog::LogOptions {
         parley_eventlog::LogOptions {
             pool_size: self.pool_size,
-            durability: match self.durability.as_str() {
-                "normal" => parley_eventlog::Durability::Normal,
-                _ => parley_eventlog::Durability::Full,
-            },
+            durability: self.durability,
             ..parley_eventlog::LogOptions::default()
         }
     }

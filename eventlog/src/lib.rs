@@ -113,6 +113,28 @@ pub enum Durability {
     Normal,
 }
 
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    /// `full` or `normal`, as in SQLite's `PRAGMA synchronous`.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => Err(format!("durability is `full` or `normal`, not `{other}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        })
+    }
+}
+
 /// Tunables of a log; the defaults suit a production server.
 #[derive(Debug, Clone)]
 pub struct LogOptions {

@@ -128,15 +128,14 @@ impl EventLog for SqliteLog {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, LogError> {
-        let stream = stream.to_string();
         self.readers
-            .run(move |conn| {
+            .run_small(|conn| {
                 let version: Option<i64> = conn
                     .prepare_cached(
                         "SELECT MAX(version) FROM events \
                          WHERE stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?1)",
                     )?
-                    .query_row([stream], |r| r.get(0))?;
+                    .query_row([stream.as_str()], |r| r.get(0))?;
                 Ok(StreamVersion(unsigned(version.unwrap_or(0), "version")?))
             })
             .await
@@ -190,7 +189,7 @@ impl EventLog for SqliteLog {
 
     async fn head(&self) -> Result<Position, LogError> {
         self.readers
-            .run(|conn| {
+            .run_small(|conn| {
                 let head: Option<i64> = conn
                     .prepare_cached("SELECT MAX(position) FROM events")?
                     .query_row([], |r| r.get(0))?;
@@ -244,7 +243,7 @@ impl Readers {
         })
     }
 
-    /// Runs a small `read` (a few rows) on an idle connection right here, on the calling
+    /// Runs a small `read` (one row, or a few) on an idle connection right here, on the calling
     /// task's thread: cheaper than handing it to a blocking thread and back, and short
     /// enough (tens of microseconds) not to hold up other tasks.
     async fn run_small<T>(
