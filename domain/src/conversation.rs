@@ -47,6 +47,23 @@ pub enum Channel {
     Internal,
 }
 
+impl Channel {
+    /// The name events and read models use (`whatsapp`, `widget`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Widget => "widget",
+            Channel::Email => "email",
+            Channel::Api => "api",
+            Channel::Whatsapp => "whatsapp",
+            Channel::Line => "line",
+            Channel::Wechat => "wechat",
+            Channel::Facebook => "facebook",
+            Channel::Twitter => "twitter",
+            Channel::Internal => "internal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {

@@ -9,7 +9,8 @@ pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> DomainE
     }
 }
 
-/// Non-empty (unless allowed) and at most `max` characters.
+/// Non-empty (unless allowed), at most `max` characters, and no control characters other than
+/// line breaks and tabs (PostgreSQL text cannot hold NUL; none of them belongs in a message).
 pub(crate) fn check_text(
     field: &'static str,
     text: &str,
@@ -18,6 +19,15 @@ pub(crate) fn check_text(
 ) -> Result<(), DomainError> {
     if !allow_empty && text.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(invalid(
+            field,
+            "must not contain control characters (other than line breaks and tabs)",
+        ));
     }
     let chars = text.chars().count();
     if chars > max {

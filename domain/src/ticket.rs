@@ -451,17 +451,7 @@ pub fn normalize_tag(tag: &str) -> Result<String, DomainError> {
 
 /// The tag a social channel gives its tickets, e.g. `whatsapp`.
 pub fn channel_tag(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Widget => "widget",
-        Channel::Email => "email",
-        Channel::Api => "api",
-        Channel::Whatsapp => "whatsapp",
-        Channel::Line => "line",
-        Channel::Wechat => "wechat",
-        Channel::Facebook => "facebook",
-        Channel::Twitter => "twitter",
-        Channel::Internal => "internal",
-    }
+    channel.name()
 }
 
 impl Aggregate for Ticket {

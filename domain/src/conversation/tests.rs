@@ -232,6 +232,18 @@ fn an_empty_or_oversized_message_is_invalid() {
                 MAX_BODY_CHARS + 1
             ),
         });
+    // NUL and other control characters are refused; line breaks and tabs are text.
+    command.body = "hello\0world".into();
+    given::<Conversation>([started_by_customer()])
+        .when(C::SendMessage(command.clone()))
+        .then_err(DomainError::Invalid {
+            field: "body",
+            reason: "must not contain control characters (other than line breaks and tabs)".into(),
+        });
+    command.body = "line one\r\n\tline two".into();
+    given::<Conversation>([started_by_customer()])
+        .when(C::SendMessage(command.clone()))
+        .then_accepted();
     // An attachment alone is a message.
     command.body = String::new();
     command.attachments = vec![Attachment {
