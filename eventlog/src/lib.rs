@@ -31,7 +31,7 @@ pub use model::{
     MAX_STREAM_ID_BYTES, Metadata, NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
     Timestamp,
 };
-pub use postgres::PostgresLog;
+pub use postgres::{PostgresLog, follow_channel};
 pub use sqlite::SqliteLog;
 pub use subscription::Subscription;
 

@@ -112,11 +112,10 @@ impl PostgresLog {
     }
 }
 
-/// Moves the head watch forward on every notification from any process. After an
-/// interruption (notifications may have been missed) it reconnects, listens again, and only
-/// then re-reads the head, so nothing appended meanwhile goes unannounced.
+/// Moves the head watch forward on every notification from any process; after an interruption
+/// it re-reads the head, so nothing appended meanwhile goes unannounced.
 async fn follow_notifications(
-    mut listener: PgListener,
+    listener: PgListener,
     pool: PgPool,
     head: Arc<watch::Sender<Position>>,
 ) {
@@ -129,43 +128,73 @@ async fn follow_notifications(
             moved
         });
     };
+    let resync = || async {
+        let read = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(position) FROM events")
+            .fetch_one(&pool)
+            .await;
+        match read {
+            Ok(position) => {
+                advance(Position(position.unwrap_or(0).max(0) as u64));
+                true
+            }
+            Err(_) => false,
+        }
+    };
+    follow_channel(
+        listener,
+        pool.clone(),
+        |payload| {
+            if let Ok(position) = payload.parse::<u64>() {
+                advance(Position(position));
+            }
+        },
+        resync,
+    )
+    .await;
+}
+
+/// Follows a `LISTEN`ing connection until `pool` closes: `on_payload` runs for every
+/// notification. After an interruption (notifications may have been missed) it reconnects,
+/// listens again, and only then runs `resync` (which re-reads whatever the notifications
+/// announce and says whether it could). While the server is unreachable it retries with a
+/// back-off of 50 ms doubling to 5 s: nothing can announce that the server is back, and without
+/// the pause a down server would make this task spin.
+pub async fn follow_channel<R, F>(
+    mut listener: PgListener,
+    pool: PgPool,
+    on_payload: impl Fn(&str),
+    resync: R,
+) where
+    R: Fn() -> F,
+    F: std::future::Future<Output = bool>,
+{
     let mut backoff = Duration::from_millis(50);
-    let mut resync = false;
+    let mut resyncing = false;
     loop {
-        if resync {
+        if resyncing {
             // Any statement through the listener reconnects it and re-issues LISTEN.
             let reconnected = sqlx::query("SELECT 1").execute(&mut listener).await.is_ok();
-            let read = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(position) FROM events")
-                .fetch_one(&pool)
-                .await;
-            match (reconnected, read) {
-                (true, Ok(position)) => {
-                    advance(Position(position.unwrap_or(0).max(0) as u64));
-                    resync = false;
-                    backoff = Duration::from_millis(50);
-                }
-                _ if pool.is_closed() => return,
-                _ => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
+            if reconnected && resync().await {
+                resyncing = false;
+                backoff = Duration::from_millis(50);
+            } else if pool.is_closed() {
+                return;
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
             }
         }
         match listener.try_recv().await {
-            Ok(Some(notification)) => {
-                if let Ok(position) = notification.payload().parse::<u64>() {
-                    advance(Position(position));
-                }
-            }
+            Ok(Some(notification)) => on_payload(notification.payload()),
             // The connection was lost and re-established: catch up on what was missed.
-            Ok(None) => resync = true,
+            Ok(None) => resyncing = true,
             Err(error) => {
                 if pool.is_closed() {
                     return;
                 }
-                tracing::warn!(%error, "event notifications interrupted; reconnecting");
-                resync = true;
+                tracing::warn!(%error, "notifications interrupted; reconnecting");
+                resyncing = true;
             }
         }
     }
