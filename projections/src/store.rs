@@ -1,0 +1,516 @@
+//! Where read models live: one SQL dialect subset, two backends.
+//!
+//! Read-model code is synchronous and runs on a blocking thread inside one transaction
+//! ([`Tx`]): the runner applies a batch of events and moves the checkpoint in the same
+//! transaction. SQL is written once with `$1`-style placeholders and portable types
+//! (`TEXT`, `BIGINT`, `DOUBLE PRECISION`); only full-text search differs per [`Dialect`].
+//!
+//! - SQLite: one file per projection (so projections write in parallel, and never contend with
+//!   the log's writer), reached through rusqlite: one writer connection and a few readers.
+//! - PostgreSQL: the log's database, through sqlx; the blocking thread drives the async driver
+//!   with the runtime's handle.
+
+use rusqlite::{Connection, OpenFlags};
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Column, Row as _, TypeInfo};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// A read-model storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("read-model database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("read-model database: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("read-model column {column}: {reason}")]
+    Column { column: usize, reason: String },
+    #[error("read-model storage task ended: {0}")]
+    Task(String),
+    #[error("read model {0}: {1}")]
+    Corrupt(&'static str, String),
+}
+
+/// Which SQL a statement must be written in, where the two differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A parameter or a column value. Nulls are typed, because PostgreSQL infers parameter types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(Some(v))
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Int(Some(v as i64))
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Real(Some(v))
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(Some(v))
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(Some(v.to_owned()))
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<uuid::Uuid> for Value {
+    fn from(v: uuid::Uuid) -> Self {
+        Value::Text(Some(v.to_string()))
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    fn column(&self, i: usize) -> Result<&Value, StoreError> {
+        self.0.get(i).ok_or_else(|| StoreError::Column {
+            column: i,
+            reason: "no such column".into(),
+        })
+    }
+
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self.column(i)? {
+            Value::Int(v) => Ok(*v),
+            Value::Real(Some(v)) => Ok(Some(*v as i64)),
+            Value::Real(None) | Value::Text(None) => Ok(None),
+            Value::Text(Some(t)) => Err(StoreError::Column {
+                column: i,
+                reason: format!("expected an integer, found text {t:?}"),
+            }),
+        }
+    }
+
+    pub fn i64(&self, i: usize) -> Result<i64, StoreError> {
+        self.opt_i64(i)?.ok_or_else(|| StoreError::Column {
+            column: i,
+            reason: "unexpected NULL".into(),
+        })
+    }
+
+    pub fn opt_f64(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        match self.column(i)? {
+            Value::Int(v) => Ok(v.map(|v| v as f64)),
+            Value::Real(v) => Ok(*v),
+            Value::Text(None) => Ok(None),
+            Value::Text(Some(t)) => Err(StoreError::Column {
+                column: i,
+                reason: format!("expected a number, found text {t:?}"),
+            }),
+        }
+    }
+
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.column(i)? {
+            Value::Text(v) => Ok(v.clone()),
+            Value::Int(None) | Value::Real(None) => Ok(None),
+            other => Err(StoreError::Column {
+                column: i,
+                reason: format!("expected text, found {other:?}"),
+            }),
+        }
+    }
+
+    pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.opt_text(i)?.ok_or_else(|| StoreError::Column {
+            column: i,
+            reason: "unexpected NULL".into(),
+        })
+    }
+
+    pub fn bool(&self, i: usize) -> Result<bool, StoreError> {
+        Ok(self.i64(i)? != 0)
+    }
+
+    pub fn uuid(&self, i: usize) -> Result<uuid::Uuid, StoreError> {
+        let text = self.text(i)?;
+        uuid::Uuid::parse_str(&text).map_err(|e| StoreError::Column {
+            column: i,
+            reason: format!("{text:?} is not a UUID: {e}"),
+        })
+    }
+}
+
+/// One transaction on a read-model database.
+pub trait Tx {
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; returns the number of rows changed.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+
+    fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+
+/// A read-model database.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(PgPool),
+}
+
+impl Store {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Store::Sqlite(_) => Dialect::Sqlite,
+            Store::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Runs `work` in one write transaction (committed if it returns `Ok`). `work` may fail
+    /// with the caller's own error type, which storage errors convert into.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.transaction(true, work).await
+    }
+
+    /// Runs `work` in one read-only transaction (a consistent snapshot on SQLite).
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.transaction(false, work).await
+    }
+
+    async fn transaction<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let store = self.clone();
+        let handle = Handle::current();
+        tokio::task::spawn_blocking(move || match store {
+            Store::Sqlite(sqlite) => sqlite.transaction(write, work),
+            Store::Postgres(pool) => pg_transaction(&handle, &pool, write, work),
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite
+
+/// One SQLite file: a writer connection and a few reader connections (WAL mode).
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+const SQLITE_READERS_KEPT: usize = 4;
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Task(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let writer = Connection::open(path)?;
+        writer.busy_timeout(Duration::from_secs(30))?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        // Read models are rebuilt from the log: a lost last transaction is replayed on restart.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.pragma_update(None, "cache_size", -16384)?;
+        // Checkpoint less often (every 32 MiB of WAL): pages rewritten by successive batches
+        // reach the database file once per checkpoint, not once per batch.
+        writer.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        writer.set_prepared_statement_cache_capacity(256);
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn reader(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(conn)
+    }
+
+    fn transaction<T, E: From<StoreError>>(
+        &self,
+        write: bool,
+        work: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if write {
+            let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            run_sqlite(&conn, "BEGIN IMMEDIATE", work)
+        } else {
+            let conn = self.reader()?;
+            let result = run_sqlite(&conn, "BEGIN", work);
+            let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if readers.len() < SQLITE_READERS_KEPT {
+                readers.push(conn);
+            }
+            result
+        }
+    }
+}
+
+fn run_sqlite<T, E: From<StoreError>>(
+    conn: &Connection,
+    begin: &str,
+    work: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
+) -> Result<T, E> {
+    conn.execute_batch(begin).map_err(StoreError::from)?;
+    let mut tx = SqliteTx { conn };
+    match work(&mut tx) {
+        Ok(value) => match conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(value),
+            Err(error) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(StoreError::from(error).into())
+            }
+        },
+        Err(error) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+/// `$1` placeholders as SQLite's numbered `?1`.
+fn sqlite_sql(sql: &str) -> Cow<'_, str> {
+    if sql.contains('$') {
+        Cow::Owned(sql.replace('$', "?"))
+    } else {
+        Cow::Borrowed(sql)
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Value::Int(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::Real(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Real(*v)),
+            Value::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Value::Int(None) | Value::Real(None) | Value::Text(None) => {
+                ToSqlOutput::Borrowed(ValueRef::Null)
+            }
+        })
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let mut statement = self.conn.prepare_cached(&sqlite_sql(sql))?;
+        Ok(statement.execute(rusqlite::params_from_iter(params))? as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        use rusqlite::types::ValueRef;
+        let mut statement = self.conn.prepare_cached(&sqlite_sql(sql))?;
+        let columns = statement.column_count();
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(columns);
+            for i in 0..columns {
+                values.push(match row.get_ref(i)? {
+                    ValueRef::Null => Value::Int(None),
+                    ValueRef::Integer(v) => Value::Int(Some(v)),
+                    ValueRef::Real(v) => Value::Real(Some(v)),
+                    ValueRef::Text(t) => Value::Text(Some(String::from_utf8_lossy(t).into_owned())),
+                    ValueRef::Blob(_) => {
+                        return Err(StoreError::Column {
+                            column: i,
+                            reason: "unexpected BLOB".into(),
+                        });
+                    }
+                });
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+fn pg_transaction<T, E: From<StoreError>>(
+    handle: &Handle,
+    pool: &PgPool,
+    write: bool,
+    work: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut tx = PgTx {
+        handle,
+        tx: handle.block_on(pool.begin()).map_err(StoreError::from)?,
+    };
+    if !write {
+        // Every statement of a read sees the same snapshot, as on SQLite.
+        tx.execute(
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            &[],
+        )?;
+    }
+    let value = work(&mut tx)?;
+    handle.block_on(tx.tx.commit()).map_err(StoreError::from)?;
+    Ok(value)
+}
+
+struct PgTx<'h> {
+    handle: &'h Handle,
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+fn bind(
+    sql: &str,
+    params: &[Value],
+) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    // Statements are the read models' own text; values always travel as parameters.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    for param in params {
+        query = match param {
+            Value::Int(v) => query.bind(*v),
+            Value::Real(v) => query.bind(*v),
+            // PostgreSQL text cannot hold NUL; an old event carrying one must not stop a read
+            // model (new ones are refused by the domain).
+            Value::Text(v) => query.bind(v.as_ref().map(|t| t.replace('\0', "\u{FFFD}"))),
+        };
+    }
+    query
+}
+
+fn pg_value(row: &PgRow, i: usize) -> Result<Value, StoreError> {
+    let column = &row.columns()[i];
+    Ok(match column.type_info().name() {
+        "INT8" => Value::Int(row.try_get(i)?),
+        "INT4" => Value::Int(row.try_get::<Option<i32>, _>(i)?.map(i64::from)),
+        "INT2" => Value::Int(row.try_get::<Option<i16>, _>(i)?.map(i64::from)),
+        "BOOL" => Value::Int(row.try_get::<Option<bool>, _>(i)?.map(i64::from)),
+        "FLOAT8" => Value::Real(row.try_get(i)?),
+        "FLOAT4" => Value::Real(row.try_get::<Option<f32>, _>(i)?.map(f64::from)),
+        "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => Value::Text(row.try_get(i)?),
+        other => {
+            return Err(StoreError::Column {
+                column: i,
+                reason: format!("unsupported PostgreSQL type {other} (cast it in the query)"),
+            });
+        }
+    })
+}
+
+impl Tx for PgTx<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let result = self
+            .handle
+            .block_on(bind(sql, params).execute(&mut *self.tx))?;
+        Ok(result.rows_affected())
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let rows = self
+            .handle
+            .block_on(bind(sql, params).fetch_all(&mut *self.tx))?;
+        rows.iter()
+            .map(|row| (0..row.columns().len()).map(|i| pg_value(row, i)).collect())
+            .map(|values: Result<Vec<Value>, StoreError>| values.map(Row))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_numbered_sqlite_parameters() {
+        assert_eq!(sqlite_sql("SELECT $1, $2, $1"), "SELECT ?1, ?2, ?1");
+        assert_eq!(sqlite_sql("SELECT 1"), "SELECT 1");
+    }
+
+    #[tokio::test]
+    async fn sqlite_transactions_commit_or_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Sqlite(Arc::new(
+            SqliteStore::open(&dir.path().join("v.db")).unwrap(),
+        ));
+        store
+            .write(|tx| -> Result<_, StoreError> {
+                tx.execute("CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT)", &[])?;
+                tx.execute("INSERT INTO t VALUES ($1, $2)", &["a".into(), 1.into()])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let failed = store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute("INSERT INTO t VALUES ($1, $2)", &["b".into(), 2.into()])?;
+                Err::<(), _>(StoreError::Corrupt("test", "abort".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        let rows = store
+            .read(|tx| -> Result<_, StoreError> { tx.query("SELECT k, n FROM t ORDER BY k", &[]) })
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![Row(vec!["a".into(), 1.into()])]);
+    }
+}
