@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// "Send a message" commands through the application service (load, decide, append),
     /// conversations of 10 messages each; `--events` is the number of commands.
     Commands(BenchArgs),
+    /// Fill a log with a realistic history (a mix of every action) and rebuild every read
+    /// model from it; then time inbox queries. `--events` is the size of the log.
+    Rebuild(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,9 +69,13 @@ pub struct BenchArgs {
     /// SQLite only: `full` (durable commits, the default) or `normal`.
     #[arg(long, default_value = "full")]
     pub durability: parley_eventlog::Durability,
-    /// Replay only, the log at `--database-url` (used by `replay` for its measuring process).
+    /// Measure only, on the log at `--database-url` (used by `replay` and `rebuild` for their
+    /// measuring process).
     #[arg(long, hide = true)]
     pub replay_only: bool,
+    /// `rebuild` only: the read models to rebuild, comma-separated (default: all).
+    #[arg(long)]
+    pub only: Option<String>,
     /// Print one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -95,6 +102,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Append(args) => ("append", args),
         BenchCommand::Replay(args) => ("replay", args),
         BenchCommand::Commands(args) => ("commands", args),
+        BenchCommand::Rebuild(args) => ("rebuild", args),
     };
     if args.events == 0 || args.writers == 0 {
         return Err(BenchError::Invalid(
@@ -105,6 +113,13 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Append(args) => append(args).await?,
         BenchCommand::Replay(args) => replay(args).await?,
         BenchCommand::Commands(args) => commands(args).await?,
+        BenchCommand::Rebuild(args) => {
+            let measure_only = args
+                .replay_only
+                .then_some(args.database_url.as_deref())
+                .flatten();
+            crate::bench_rebuild::rebuild(args, measure_only).await?
+        }
     };
     eprintln!("parley bench {name}:");
     if let serde_json::Value::Object(fields) = &report {
@@ -119,7 +134,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
 }
 
 /// A fresh place to put a log for one phase of a benchmark.
-enum Store {
+pub(crate) enum Store {
     Sqlite {
         url: String,
         _dir: Option<tempfile::TempDir>,
@@ -128,7 +143,7 @@ enum Store {
 }
 
 impl Store {
-    async fn fresh(args: &BenchArgs) -> Result<Store, BenchError> {
+    pub(crate) async fn fresh(args: &BenchArgs) -> Result<Store, BenchError> {
         match args.backend {
             Backend::Sqlite => match &args.database_url {
                 Some(url) => Ok(Store::Sqlite {
@@ -163,14 +178,14 @@ impl Store {
         }
     }
 
-    fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         match self {
             Store::Sqlite { url, .. } => url,
             Store::Postgres(db) => &db.url,
         }
     }
 
-    async fn open(&self, options: LogOptions) -> Result<Arc<dyn EventLog>, BenchError> {
+    pub(crate) async fn open(&self, options: LogOptions) -> Result<Arc<dyn EventLog>, BenchError> {
         Ok(parley_eventlog::open(self.url(), options).await?)
     }
 }
@@ -250,7 +265,7 @@ impl Measured {
     }
 }
 
-fn percentile_ms(values_us: &mut [u64], p: f64) -> f64 {
+pub(crate) fn percentile_ms(values_us: &mut [u64], p: f64) -> f64 {
     if values_us.is_empty() {
         return 0.0;
     }
@@ -444,22 +459,36 @@ async fn replay(args: &BenchArgs) -> Result<serde_json::Value, BenchError> {
     log.close().await;
     let fill_secs = fill_started.elapsed().as_secs_f64();
 
-    // The replay runs in a process of its own, so its peak memory is its own, not the
-    // filling's (an allocator keeps freed memory resident).
+    let mut report = measure_in_child("replay", args, args.events, store.url(), &[]).await?;
+    report["fill_secs"] = json!(round2(fill_secs));
+    Ok(report)
+}
+
+/// Runs the measuring phase of `bench <name>` in a process of its own, so that its peak memory
+/// is its own, not the filling's (an allocator keeps freed memory resident); returns its report.
+pub(crate) async fn measure_in_child(
+    name: &str,
+    args: &BenchArgs,
+    events: u64,
+    url: &str,
+    extra: &[&str],
+) -> Result<serde_json::Value, BenchError> {
     let output = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["bench", "replay", "--replay-only", "--json"])
+        .args(["bench", name, "--replay-only", "--json"])
         .args(["--backend", backend_name(args.backend)])
-        .args(["--events", &args.events.to_string()])
-        .args(["--database-url", store.url()])
+        .args(["--events", &events.to_string()])
+        .args(["--database-url", url])
+        .args(extra)
         .stderr(std::process::Stdio::inherit())
         .output()
         .await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    let mut report: serde_json::Value = serde_json::from_str(last)
-        .map_err(|e| BenchError::Invalid(format!("the replay process printed no report: {e}")))?;
-    report["fill_secs"] = json!(round2(fill_secs));
-    Ok(report)
+    serde_json::from_str(last).map_err(|e| {
+        BenchError::Invalid(format!(
+            "the {name} measuring process printed no report: {e}"
+        ))
+    })
 }
 
 /// Reads and decodes the whole log in pages, the next page read while this one is decoded.
@@ -660,19 +689,19 @@ async fn command_load(args: &BenchArgs, capacity: usize) -> Result<(Measured, u6
     Ok((measured, conversations))
 }
 
-fn backend_name(backend: Backend) -> &'static str {
+pub(crate) fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     }
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
 /// The process's peak resident memory (VmHWM), in MiB; 0 where /proc is unavailable.
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
         .lines()

@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Run the HTTP server.
     Serve(Config),
+    /// Rebuild read models from the whole log (`all` or one projection's name); a running
+    /// server keeps serving the old tables until the new ones are swapped in.
+    Rebuild(crate::rebuild::RebuildArgs),
     /// Measure the engine; `--json` prints one JSON object on the last line.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -31,6 +34,13 @@ pub async fn run() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Serve(config) => serve(config).await,
+        Command::Rebuild(args) => match crate::rebuild::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("parley rebuild: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Bench(bench) => match crate::bench::run(bench).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -1,19 +1,22 @@
 //! Parley's HTTP server and command line.
 //!
 //! Parts:
-//! - [`cli`]: the `parley` subcommands (`serve`, `bench ...`);
+//! - [`cli`]: the `parley` subcommands (`serve`, `rebuild`, `bench ...`);
 //! - [`config`]: settings, from defaults then `PARLEY_*` environment variables then flags;
 //! - [`app`]: [`app::Application`], which opens the log, binds the listener (port 0 works,
 //!   for tests) and serves the router built by [`app::router`];
 //! - [`problem`]: the one error type of the API, rendered as RFC 9457 problem+json;
 //! - [`service`]: the application service that turns commands into appended events;
 //! - [`workflows`]: actions that touch two aggregates (ticket from a conversation, ...);
+//! - [`rebuild`]: `parley rebuild`, with a progress bar;
 //! - [`bench`]: the benchmarks behind `parley bench`.
 
 pub mod app;
 pub mod bench;
+mod bench_rebuild;
 pub mod cli;
 pub mod config;
 pub mod problem;
+pub mod rebuild;
 pub mod service;
 pub mod workflows;

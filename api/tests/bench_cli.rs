@@ -117,3 +117,25 @@ fn bench_refuses_zero_events() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 1"));
 }
+
+#[test]
+fn bench_rebuild_on_sqlite_rebuilds_every_read_model_and_times_the_inbox() {
+    let report = bench(&["rebuild", "--events", "3000", "--writers", "4"]);
+    assert_eq!(report["events"], 3000);
+    assert_eq!(report["read_models"], 6);
+    assert_positive(
+        &report,
+        &[
+            "events_per_sec",
+            "peak_rss_mb",
+            "inbox_query_p99_ms",
+            "inbox_conversations",
+        ],
+    );
+    for (name, figures) in report["per_projection"]
+        .as_object()
+        .expect("per projection")
+    {
+        assert_eq!(figures["events"], 3000, "{name}");
+    }
+}

@@ -9,6 +9,23 @@ async fn health_reports_the_log_as_reachable(backend: Backend) {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["log_head"], 0, "a new log is empty");
+    let models = body["read_models"]
+        .as_object()
+        .expect("read model positions");
+    let names: Vec<&str> = models.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "customers",
+            "detail",
+            "inbox",
+            "notifier",
+            "reports",
+            "search"
+        ]
+    );
+    assert!(models.values().all(|p| p == 0));
+    assert_eq!(body["read_model_failures"], serde_json::json!({}));
 }
 
 async fn an_unknown_route_is_a_problem_json_404(backend: Backend) {
