@@ -1,65 +1,36 @@
-//! The server: [`Application::build`] opens the log and binds; [`router`] is the HTTP surface.
+//! The server: [`Application::build`] opens the log and the read models and binds;
+//! [`Application::run_until`] feeds the read models, makes sure an admin token exists and
+//! serves [`crate::http::router`].
 
 use crate::config::Config;
-use crate::problem::Problem;
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use parley_eventlog::{EventLog, LogError};
+use crate::http::auth::{self, Authenticator};
+use crate::http::{AppState, Settings};
+use crate::service::{CommandService, ServiceError};
+use parley_domain::access::{Role, Token, TokenCommand, TokenId};
+use parley_domain::{Actor, DomainError};
+use parley_eventlog::{EventLog, LogError, Metadata};
+use parley_projections::access;
 use parley_projections::{ReadModels, ViewError};
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub log: Arc<dyn EventLog>,
-    pub models: ReadModels,
-}
-
-/// The HTTP surface, without a listener: tests can drive it in-process.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .fallback(|| async { Problem::not_found("no such resource") })
-        .with_state(state)
-}
-
-/// Liveness and the log's reachability: 200 with the log's head position, how far each read
-/// model has applied it, why feeding one last failed (while it has not recovered) and whether
-/// this process feeds them; or 503.
-async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
-    let head = state.log.head().await?;
-    let mut models = serde_json::Map::new();
-    let mut failures = serde_json::Map::new();
-    for name in state.models.names() {
-        models.insert(
-            (*name).to_owned(),
-            json!(state.models.position(name).unwrap_or_default()),
-        );
-        if let Some(failure) = state.models.failure(name) {
-            failures.insert((*name).to_owned(), json!(failure));
-        }
-    }
-    Ok(Json(json!({
-        "status": "ok",
-        "log_head": head.0,
-        "read_models": models,
-        "read_model_failures": failures,
-        "projection_leader": state.models.is_leading(),
-    })))
-}
+/// Namespace of the token ids derived from a secret's digest (bootstrap admin tokens), so
+/// nodes starting together issue the same token once.
+const TOKEN_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x7061_726c_6579_746f_6b65_6e00_0000_0001);
 
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    admin_token: Option<String>,
 }
 
 impl Application {
-    /// Opens the log (applying migrations, creating an SQLite file on first run) and binds.
+    /// Opens the log (applying migrations, creating an SQLite file on first run) and the read
+    /// models, and binds.
     pub async fn build(config: &Config) -> Result<Application, StartError> {
         let log = parley_eventlog::open(&config.database_url, config.log_options()).await?;
         let models =
@@ -72,7 +43,14 @@ impl Application {
             })?;
         Ok(Application {
             listener,
-            state: AppState { log, models },
+            state: AppState {
+                service: CommandService::new(log.clone()),
+                log,
+                models,
+                auth: Arc::new(Authenticator::new(config.rate_limit, config.rate_burst)),
+                settings: Arc::new(Settings::default()),
+            },
+            admin_token: config.admin_token.clone(),
         })
     }
 
@@ -88,7 +66,8 @@ impl Application {
         self.state.models.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops the log's writer after queued appends.
+    /// Feeds the read models, makes sure an admin can log in, then serves until `shutdown`
+    /// resolves and stops the log's writer after queued appends.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -96,13 +75,123 @@ impl Application {
         let log = self.state.log.clone();
         // Feeds the read models (on PostgreSQL: once this process is the leader).
         let feeding = tokio::spawn(self.state.models.clone().run());
-        let served = axum::serve(self.listener, router(self.state))
+        match ensure_admin(&self.state, self.admin_token.as_deref()).await {
+            Ok(Some(secret)) => {
+                // Shown once, on standard output, for the operator who started the server.
+                println!(
+                    "parley: no admin token existed, so one was issued. It is shown only now:\n\n    {secret}\n"
+                );
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "cannot make sure an admin token exists"),
+        }
+        let served = axum::serve(self.listener, crate::http::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         log.close().await;
         feeding.abort();
         served
     }
+}
+
+/// Why an admin token could not be checked or issued.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("no random numbers: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+/// How long start-up waits for the token read model to catch up.
+const ACCESS_CATCH_UP: Duration = Duration::from_secs(60);
+
+/// Accepts `configured` as an admin token (issuing it if unknown); without it, issues and
+/// returns a new admin secret if no valid admin token exists.
+pub async fn ensure_admin(
+    state: &AppState,
+    configured: Option<&str>,
+) -> Result<Option<String>, BootstrapError> {
+    let head = state.log.head().await.map_err(ViewError::from)?;
+    state
+        .models
+        .wait_for(access::NAME, head.0, ACCESS_CATCH_UP)
+        .await?;
+    let (secret, announce) = match configured {
+        Some(secret) => {
+            let digest = auth::digest(secret);
+            let known = state
+                .models
+                .query(access::NAME, move |tx, t| access::by_digest(tx, t, &digest))
+                .await?;
+            match known {
+                Some(view) if view.revoked_at.is_some() => {
+                    tracing::warn!(token_id = %view.token_id, "PARLEY_ADMIN_TOKEN was revoked; it stays refused");
+                    return Ok(None);
+                }
+                Some(_) => return Ok(None),
+                None => (secret.to_owned(), false),
+            }
+        }
+        None => {
+            if state.models.query(access::NAME, access::has_admin).await? {
+                return Ok(None);
+            }
+            (auth::new_secret()?, true)
+        }
+    };
+    let digest = auth::digest(&secret);
+    let token_id = TokenId(uuid::Uuid::new_v5(&TOKEN_ID_NAMESPACE, digest.as_bytes()));
+    let issued = issue(
+        &state.service,
+        token_id,
+        Role::Admin { agent: None },
+        "first admin",
+        digest,
+    )
+    .await;
+    match issued {
+        Ok(executed) => {
+            state
+                .models
+                .wait_for(access::NAME, executed.position.0, ACCESS_CATCH_UP)
+                .await?;
+            tracing::info!(%token_id, "admin token issued");
+            Ok(announce.then_some(secret))
+        }
+        // Another node issued the same token at the same moment.
+        Err(ServiceError::Domain(DomainError::TokenExists)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Appends `TokenIssued` for a secret's digest.
+pub async fn issue(
+    service: &CommandService,
+    token_id: TokenId,
+    role: Role,
+    label: &str,
+    secret_sha256: String,
+) -> Result<crate::service::Executed, ServiceError> {
+    service
+        .execute::<Token>(
+            &CommandService::stream::<Token>(token_id)?,
+            TokenCommand::Issue {
+                token_id,
+                role,
+                label: label.to_owned(),
+                secret_sha256,
+                by: Actor::System,
+                at: crate::http::now(),
+            },
+            &Metadata {
+                channel: Some("cli".into()),
+                ..Metadata::default()
+            },
+        )
+        .await
 }
 
 /// Why the server could not start.

@@ -24,9 +24,18 @@ enum Command {
     /// Rebuild read models from the whole log (`all` or one projection's name); a running
     /// server keeps serving the old tables until the new ones are swapped in.
     Rebuild(crate::rebuild::RebuildArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure the engine; `--json` prints one JSON object on the last line.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint a token and print its secret (shown once; only its digest is stored).
+    Create(crate::token_cli::CreateArgs),
 }
 
 pub async fn run() -> ExitCode {
@@ -38,6 +47,17 @@ pub async fn run() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("parley rebuild: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Token(TokenCommand::Create(args)) => match crate::token_cli::create(args).await {
+            Ok((token_id, secret)) => {
+                eprintln!("token {token_id} issued; its secret is shown only now:");
+                println!("{secret}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("parley token create: {error}");
                 ExitCode::FAILURE
             }
         },

@@ -22,6 +22,20 @@ pub struct Config {
     /// SQLite only: `full` (every acknowledged append survives power loss) or `normal`.
     #[arg(long, env = "PARLEY_DURABILITY", default_value = "full")]
     pub durability: parley_eventlog::Durability,
+
+    /// Requests per second each API token may make (bursts up to `--rate-burst`); 0 turns
+    /// rate limiting off. Beyond it: 429 with `Retry-After`.
+    #[arg(long, env = "PARLEY_RATE_LIMIT", default_value_t = 200)]
+    pub rate_limit: u32,
+
+    /// Requests a token may make at once before `--rate-limit` paces it.
+    #[arg(long, env = "PARLEY_RATE_BURST", default_value_t = 400)]
+    pub rate_burst: u32,
+
+    /// An admin token to accept (issued on start if the log does not know it yet). Without it,
+    /// the first start on a log with no admin prints a new admin token once.
+    #[arg(long, env = "PARLEY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -32,6 +46,9 @@ impl Config {
             database_url: database_url.into(),
             pool_size: 4,
             durability: parley_eventlog::Durability::Full,
+            rate_limit: 0,
+            rate_burst: 0,
+            admin_token: None,
         }
     }
 

@@ -3,8 +3,10 @@
 //! Parts:
 //! - [`cli`]: the `parley` subcommands (`serve`, `rebuild`, `bench ...`);
 //! - [`config`]: settings, from defaults then `PARLEY_*` environment variables then flags;
-//! - [`app`]: [`app::Application`], which opens the log, binds the listener (port 0 works,
-//!   for tests) and serves the router built by [`app::router`];
+//! - [`app`]: [`app::Application`], which opens the log and read models, binds the listener
+//!   (port 0 works, for tests), makes sure an admin token exists and serves [`http::router`];
+//! - [`http`]: the routes, authentication and roles, live streams and the OpenAPI document;
+//! - [`token_cli`]: `parley token create`;
 //! - [`problem`]: the one error type of the API, rendered as RFC 9457 problem+json;
 //! - [`service`]: the application service that turns commands into appended events;
 //! - [`workflows`]: actions that touch two aggregates (ticket from a conversation, ...);
@@ -16,7 +18,9 @@ pub mod bench;
 mod bench_rebuild;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod problem;
 pub mod rebuild;
 pub mod service;
+pub mod token_cli;
 pub mod workflows;

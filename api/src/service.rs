@@ -43,6 +43,13 @@ pub enum ServiceError {
     MergeChain {
         customer: parley_domain::ids::CustomerId,
     },
+    /// The client asked (`If-Match`) for a version the stream is no longer, or not yet, at
+    /// (HTTP 409 with the current version).
+    #[error("the stream is at version {current}, not {expected}")]
+    VersionMismatch {
+        expected: StreamVersion,
+        current: StreamVersion,
+    },
     /// A stored event could not be decoded (HTTP 500).
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -239,6 +246,23 @@ impl CommandService {
         A: Aggregate + Send + Sync + 'static,
         A::Command: Clone,
     {
+        self.execute_if::<A>(stream, command, metadata, None).await
+    }
+
+    /// Like [`CommandService::execute`], but with `if_version` the command is refused with
+    /// [`ServiceError::VersionMismatch`] unless the stream is at exactly that version (HTTP
+    /// `If-Match`): the client decided on what it saw, and nothing else may have happened since.
+    pub async fn execute_if<A>(
+        &self,
+        stream: &StreamId,
+        command: A::Command,
+        metadata: &Metadata,
+        if_version: Option<StreamVersion>,
+    ) -> Result<Executed, ServiceError>
+    where
+        A: Aggregate + Send + Sync + 'static,
+        A::Command: Clone,
+    {
         let _turn = self.turns.take(stream).await;
         let mut fresh = false;
         for _ in 0..self.max_attempts {
@@ -252,6 +276,17 @@ impl CommandService {
                 Some(cached) => cached,
                 None => self.load::<A>(stream).await?,
             };
+            if let Some(expected) = if_version.filter(|expected| *expected != version) {
+                if from_cache {
+                    // The cached version may be stale: only the log's answers.
+                    fresh = true;
+                    continue;
+                }
+                return Err(ServiceError::VersionMismatch {
+                    expected,
+                    current: version,
+                });
+            }
             let events = match state.decide(command.clone()) {
                 Ok(events) if !events.is_empty() => events,
                 // Refusals and no-ops are answered only on state read from the log.

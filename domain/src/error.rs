@@ -97,11 +97,27 @@ pub enum DomainError {
     NotMergedHere(CustomerId),
     #[error("the identity is already known for this customer")]
     IdentityKnown,
+
+    #[error("the token does not exist")]
+    TokenNotFound,
+    #[error("the token already exists")]
+    TokenExists,
 }
 
 impl DomainError {
     /// `true` for rules about the current state (HTTP 409), `false` for invalid input (422).
     pub fn is_conflict(&self) -> bool {
         !matches!(self, DomainError::Invalid { .. })
+    }
+
+    /// `true` when the thing acted on does not exist (HTTP 404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            DomainError::ConversationNotFound
+                | DomainError::TicketNotFound
+                | DomainError::CustomerNotFound
+                | DomainError::TokenNotFound
+        )
     }
 }

@@ -9,10 +9,12 @@
 //! - [`ticket`]: tickets and tasks, their status flow, tags and outbound social replies;
 //! - [`customer`]: customers, their channel identities and reversible merges;
 //! - [`helpdesk`]: the online/offline switch and the widget's messages;
+//! - [`access`]: API tokens and their roles (only the secret's digest is stored);
 //! - [`ids`]: typed identifiers; [`DomainError`]: every rejected action, precisely.
 //!
 //! Stream and event names are permanent; `docs/events.md` lists them.
 
+pub mod access;
 pub mod conversation;
 pub mod customer;
 mod error;

@@ -168,6 +168,9 @@ pub struct Metadata {
     pub channel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The API token the request was made with (its id, never its secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
 }
 
 /// An event on its way into the log. The payload is already encoded (see [`crate::codec`]).

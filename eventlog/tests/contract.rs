@@ -353,6 +353,7 @@ async fn the_envelope_round_trips(log: Arc<dyn EventLog>) {
         causation_id: Some(Uuid::new_v4()),
         channel: Some("whatsapp".into()),
         request_id: Some("req-42".into()),
+        token_id: Some("0190c5c4-0000-7000-8000-000000000001".into()),
     };
     let mut sent = event_of(5, 9, metadata.clone());
     sent.schema_version = 3;

@@ -20,6 +20,8 @@ pub struct AuditEntry {
     pub actor: Option<Actor>,
     pub channel: Option<String>,
     pub request_id: Option<String>,
+    /// The API token the action came through.
+    pub token_id: Option<String>,
     pub correlation_id: Option<Uuid>,
     pub causation_id: Option<Uuid>,
 }
@@ -51,6 +53,7 @@ pub async fn history(
             actor: e.metadata.actor,
             channel: e.metadata.channel,
             request_id: e.metadata.request_id,
+            token_id: e.metadata.token_id,
             correlation_id: e.metadata.correlation_id,
             causation_id: e.metadata.causation_id,
         })

@@ -2,6 +2,7 @@
 //! families, by stream prefix.
 
 use crate::events::from_recorded;
+use parley_domain::access::{TokenEvent, TokenId};
 use parley_domain::conversation::ConversationEvent;
 use parley_domain::customer::CustomerEvent;
 use parley_domain::helpdesk::HelpDeskEvent;
@@ -28,6 +29,7 @@ pub enum Event {
     Ticket(TicketId, TicketEvent),
     Customer(CustomerId, CustomerEvent),
     HelpDesk(String, HelpDeskEvent),
+    Token(TokenId, TokenEvent),
     /// A stream no read model knows (kept so positions stay contiguous).
     Other,
 }
@@ -65,6 +67,8 @@ pub fn decode(recorded: &RecordedEvent) -> Result<Envelope, FeedError> {
         Event::Customer(CustomerId(id), from_recorded(recorded).map_err(codec)?)
     } else if let Some(id) = stream.strip_prefix("helpdesk-") {
         Event::HelpDesk(id.to_owned(), from_recorded(recorded).map_err(codec)?)
+    } else if let Some(id) = id_of(stream, "token") {
+        Event::Token(TokenId(id), from_recorded(recorded).map_err(codec)?)
     } else {
         Event::Other
     };

@@ -5,12 +5,15 @@
 //!   with named fields), both ways; used by the application service and every read model;
 //! - [`audit`]: any stream's full history (who, when, through which channel and request) and
 //!   an aggregate's state as of a global position or a time, read straight from the log;
+//! - read models, each a [`Projection`] with its query functions: [`inbox`], [`notifier`],
+//!   [`detail`], [`customers`], [`search`], [`reports`] and [`access`] (API tokens);
 //! - [`store`]: where read models live (SQLite files or PostgreSQL), one SQL for both;
 //! - [`feed`]: stored events decoded for read models;
 //! - [`runner`]: feeds read models exactly once, rebuilds them into shadow tables and swaps.
 //!
 //! Invariant: the log is the only source of truth; everything here can be rebuilt from it.
 
+pub mod access;
 pub mod audit;
 pub mod customers;
 pub mod detail;
@@ -39,5 +42,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(customers::Customers),
         Arc::new(search::Search),
         Arc::new(reports::Reports),
+        Arc::new(access::Access),
     ]
 }

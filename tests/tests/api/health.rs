@@ -8,7 +8,10 @@ async fn health_reports_the_log_as_reachable(backend: Backend) {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
-    assert_eq!(body["log_head"], 0, "a new log is empty");
+    assert_eq!(
+        body["log_head"], 1,
+        "a new log holds only the configured admin token"
+    );
     let models = body["read_models"]
         .as_object()
         .expect("read model positions");
@@ -16,6 +19,7 @@ async fn health_reports_the_log_as_reachable(backend: Backend) {
     assert_eq!(
         names,
         [
+            "access",
             "customers",
             "detail",
             "inbox",
@@ -24,7 +28,11 @@ async fn health_reports_the_log_as_reachable(backend: Backend) {
             "search"
         ]
     );
-    assert!(models.values().all(|p| p == 0));
+    assert_eq!(
+        models["access"], 1,
+        "the server serves once its tokens are loaded"
+    );
+    assert!(models.values().all(|p| p.as_u64() <= Some(1)));
     assert_eq!(body["read_model_failures"], serde_json::json!({}));
 }
 

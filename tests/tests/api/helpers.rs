@@ -15,6 +15,8 @@ pub enum Backend {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// An admin token's secret (given to the server as its configured admin token).
+    pub admin: String,
     _dir: Option<tempfile::TempDir>,
     _db: Option<ScratchDatabase>,
 }
@@ -33,7 +35,12 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             (db.url.clone(), None, Some(db))
         }
     };
-    let app = Application::build(&Config::for_tests(url))
+    let admin = format!("parley_test_admin_{}", uuid_like());
+    let config = Config {
+        admin_token: Some(admin.clone()),
+        ..Config::for_tests(url)
+    };
+    let app = Application::build(&config)
         .await
         .expect("the server starts");
     let address = format!("http://{}", app.local_addr().expect("bound address"));
@@ -41,9 +48,20 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
+        admin,
         _dir: dir,
         _db: db,
     })
+}
+
+/// A unique enough suffix without a UUID dependency.
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}")
 }
 
 impl TestApp {
@@ -53,5 +71,42 @@ impl TestApp {
             .send()
             .await
             .expect("the server answers")
+    }
+
+    /// `GET path` with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `method path` with a bearer token and a JSON body.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `POST path` with a bearer token and a JSON body.
+    pub async fn post_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, token, path, body).await
     }
 }

@@ -1,0 +1,251 @@
+//! Who is calling: bearer tokens, checked against the `access` read model, and what each role
+//! may do. Every route that is not public takes a [`Caller`]; the checks here are the only
+//! place roles are interpreted.
+//!
+//! A token is `parley_` followed by 64 hex digits (256 random bits). Only its SHA-256 digest
+//! is stored. Lookups are cached for [`CACHE_TTL`]: a revoked token stops working within that
+//! time on every node (at once on the node that revoked it).
+
+use crate::http::AppState;
+use crate::problem::Problem;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use parley_domain::Actor as DomainActor;
+use parley_domain::access::{Role, TokenId};
+use parley_domain::ids::{AgentId, CustomerId};
+use parley_eventlog::{Actor, ActorKind, Metadata};
+use parley_projections::access::{self, TokenView};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a token lookup is trusted before the read model is asked again.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most cached lookups; the cache is cleared when full.
+const CACHE_CAPACITY: usize = 100_000;
+const TOKEN_PREFIX: &str = "parley_";
+
+/// A new random secret, in the form clients send.
+pub fn new_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let mut secret = String::with_capacity(TOKEN_PREFIX.len() + 64);
+    secret.push_str(TOKEN_PREFIX);
+    for byte in bytes {
+        secret.push_str(&format!("{byte:02x}"));
+    }
+    Ok(secret)
+}
+
+/// The digest stored for a secret: SHA-256, lower-case hex.
+pub fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks bearer tokens and applies per-token rate limits.
+pub struct Authenticator {
+    cache: Mutex<HashMap<String, (Instant, TokenView)>>,
+    limiter: Option<DefaultKeyedRateLimiter<TokenId>>,
+}
+
+impl Authenticator {
+    /// `per_second` requests per token, with bursts up to `burst`; `per_second == 0` turns rate
+    /// limiting off.
+    pub fn new(per_second: u32, burst: u32) -> Authenticator {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+            governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Authenticator {
+            cache: Mutex::new(HashMap::new()),
+            limiter,
+        }
+    }
+
+    /// Forgets a cached token at once (after revoking it here).
+    pub fn forget(&self, token_id: TokenId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, view)| view.token_id != token_id);
+    }
+
+    /// The token behind `secret`, if it exists and is not revoked.
+    async fn lookup(&self, state: &AppState, secret: &str) -> Result<Option<TokenView>, Problem> {
+        let digest = digest(secret);
+        if let Some((at, view)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(Some(view.clone()));
+        }
+        let key = digest.clone();
+        let found = state
+            .models
+            .query(access::NAME, move |tx, t| access::by_digest(tx, t, &key))
+            .await?;
+        let Some(view) = found.filter(|v| v.revoked_at.is_none()) else {
+            return Ok(None);
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(digest, (Instant::now(), view.clone()));
+        Ok(Some(view))
+    }
+
+    fn check_rate(&self, token_id: TokenId) -> Result<(), Problem> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&token_id).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Problem::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        })
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token_id: TokenId,
+    pub role: Role,
+    pub request_id: String,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                Problem::unauthorized("an `Authorization: Bearer <token>` header is required")
+            })?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Problem::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        let view = state
+            .auth
+            .lookup(state, secret)
+            .await?
+            .ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))?;
+        state.auth.check_rate(view.token_id)?;
+        Ok(Caller {
+            token_id: view.token_id,
+            role: view.role,
+            request_id: crate::problem::request_id().unwrap_or_default(),
+        })
+    }
+}
+
+impl Caller {
+    /// Who the domain records as acting.
+    pub fn actor(&self) -> DomainActor {
+        self.role.actor()
+    }
+
+    /// The envelope metadata of the events this request appends: actor, token, request and
+    /// channel (`api` or `widget`), so the audit history shows who did what through which client.
+    pub fn metadata(&self) -> Metadata {
+        let (id, kind) = match self.role {
+            Role::Admin { agent: Some(agent) } | Role::Agent { agent, .. } => {
+                (agent.to_string(), ActorKind::Agent)
+            }
+            Role::Visitor { customer } => (customer.to_string(), ActorKind::Customer),
+            Role::Admin { agent: None } | Role::Integration => {
+                (self.token_id.to_string(), ActorKind::Integration)
+            }
+        };
+        let channel = match self.role {
+            Role::Visitor { .. } => "widget",
+            _ => "api",
+        };
+        Metadata {
+            actor: Some(Actor { id, kind }),
+            channel: Some(channel.to_owned()),
+            request_id: Some(self.request_id.clone()).filter(|r| !r.is_empty()),
+            token_id: Some(self.token_id.to_string()),
+            ..Metadata::default()
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self.role, Role::Admin { .. })
+    }
+
+    /// Admins only (tokens, help-desk settings and rules).
+    pub fn require_admin(&self) -> Result<(), Problem> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Problem::forbidden("only admins may do this"))
+        }
+    }
+
+    /// The `/api` routes: admins, agents and integrations; never widget visitors.
+    pub fn require_staff(&self) -> Result<(), Problem> {
+        match self.role {
+            Role::Visitor { .. } => Err(Problem::forbidden(
+                "widget visitor tokens may only use the /widget routes",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The agent this caller acts as; admins without an agent id and integrations have none.
+    pub fn agent(&self) -> Option<AgentId> {
+        match self.role {
+            Role::Admin { agent } => agent,
+            Role::Agent { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// The agent this caller acts as, for actions only an agent can take (replying as oneself,
+    /// taking over, pinning).
+    pub fn require_agent(&self) -> Result<AgentId, Problem> {
+        self.require_staff()?;
+        self.agent().ok_or_else(|| {
+            Problem::forbidden("this action needs an agent's token (the token acts as no agent)")
+        })
+    }
+
+    /// Whether the "from customers" section, and customer conversations outside one's own,
+    /// are visible: support agents, admins and integrations.
+    pub fn sees_from_customers(&self) -> bool {
+        match self.role {
+            Role::Agent { support, .. } => support,
+            Role::Admin { .. } | Role::Integration => true,
+            Role::Visitor { .. } => false,
+        }
+    }
+
+    /// The customer a widget visitor is; other callers are refused.
+    pub fn require_visitor(&self) -> Result<CustomerId, Problem> {
+        match self.role {
+            Role::Visitor { customer } => Ok(customer),
+            _ => Err(Problem::forbidden(
+                "the /widget routes take a visitor token",
+            )),
+        }
+    }
+}

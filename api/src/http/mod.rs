@@ -1,0 +1,213 @@
+//! The HTTP surface: `/api/v1` for agents, admins and integrations, `/widget/v1` for customers,
+//! live streams, the event feed, `/health`, `/ready`, `/metrics` and the OpenAPI document.
+//!
+//! Each module owns its routes and documents them with `#[utoipa::path]`; [`router`] merges
+//! them, so `GET /api/v1/openapi.json` is generated from the same code that serves.
+//!
+//! Habits every route keeps:
+//! - every error is a [`Problem`] (problem+json), extractors included ([`extract`]);
+//! - every route but the public ones takes a [`auth::Caller`] and checks its role first;
+//! - commands answer the stream's new version and the global position
+//!   ([`CommandReply`]); reads take `?position=` and wait until the read model has applied it
+//!   (read-your-writes, [`AppState::caught_up`]);
+//! - lists are paged by opaque cursors.
+
+pub mod auth;
+pub mod conversations;
+pub mod customers;
+pub mod extract;
+pub mod helpdesk;
+pub mod live;
+pub mod ops;
+pub mod tickets;
+pub mod tokens;
+pub mod views;
+pub mod widget;
+
+use crate::problem::{Problem, REQUEST_ID};
+use crate::service::{CommandService, Executed};
+use auth::Authenticator;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use parley_eventlog::EventLog;
+use parley_projections::ReadModels;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub log: Arc<dyn EventLog>,
+    pub models: ReadModels,
+    pub service: CommandService,
+    pub auth: Arc<Authenticator>,
+    pub settings: Arc<Settings>,
+}
+
+/// HTTP settings, from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub body_limit: usize,
+    /// Longest a read waits for `?position=` before answering 503 `lagging`.
+    pub read_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            body_limit: 1024 * 1024,
+            read_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+impl AppState {
+    /// Waits until read model `name` has applied the log up to `position` (when given), so a
+    /// client that sends the position of its last command reads its own writes.
+    pub async fn caught_up(&self, name: &str, position: Option<u64>) -> Result<(), Problem> {
+        if let Some(position) = position {
+            self.models
+                .wait_for(name, position, self.settings.read_wait)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `?position=<global position>` on reads: answer only once the read model has applied it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AtLeast {
+    /// Wait (a few seconds at most) until the read model reflects this log position, e.g.
+    /// the `position` a command answered.
+    pub position: Option<u64>,
+}
+
+/// What an accepted command answers.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommandReply {
+    /// The id of what the command created or acted on.
+    pub id: String,
+    /// The stream's version after the command (use it in `If-Match`).
+    pub stream_version: u64,
+    /// The global log position of the command's last event (use it as `?position=` on
+    /// reads to see the command's effect).
+    pub position: u64,
+    /// Events the command appended (0 when it changed nothing).
+    pub events: usize,
+}
+
+impl CommandReply {
+    pub fn new(id: impl ToString, executed: &Executed) -> CommandReply {
+        CommandReply {
+            id: id.to_string(),
+            stream_version: executed.stream_version.0,
+            position: executed.position.0,
+            events: executed.events,
+        }
+    }
+}
+
+/// The current time as the domain takes it (the domain reads no clock).
+pub fn now() -> parley_domain::Timestamp {
+    parley_domain::Timestamp(parley_eventlog::Timestamp::now().as_micros())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Parley",
+        description = "Event-sourced customer conversations and tickets. Errors are RFC 9457 \
+                       problem+json; commands answer the stream version and global position."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem, CommandReply))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// Every documented route, with its OpenAPI description.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(conversations::routes())
+        .merge(tickets::routes())
+        .merge(customers::routes())
+        .merge(helpdesk::routes())
+        .merge(tokens::routes())
+        .merge(views::routes())
+        .merge(widget::routes())
+        .merge(live::routes())
+        .merge(ops::routes())
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+/// The whole HTTP surface, without a listener: tests can drive it in-process.
+pub fn router(state: AppState) -> Router {
+    let (routes, api) = documented().split_for_parts();
+    let api = Arc::new(api);
+    let body_limit = state.settings.body_limit;
+    routes
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { Problem::not_found("no such resource") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this resource does not answer that method",
+            )
+        })
+        .layer(ops::metrics_layer())
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Gives every request an id (the client's `x-request-id` if it is sane, else a new UUID),
+/// visible to handlers and problems through [`REQUEST_ID`] and echoed in the response.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
