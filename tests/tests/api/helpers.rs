@@ -110,3 +110,34 @@ impl TestApp {
         self.send_as(reqwest::Method::POST, token, path, body).await
     }
 }
+
+impl TestApp {
+    /// Mints a token with the admin token (`POST /api/v1/tokens`) and returns its secret.
+    /// `role` is the token's role object, e.g. `{"role": "agent", "agent": "<uuid>", "support": true}`.
+    pub async fn mint(&self, role: serde_json::Value) -> String {
+        let response = self.post_as(&self.admin, "/api/v1/tokens", &role).await;
+        assert_eq!(response.status(), 201, "minting a token");
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        body["secret"].as_str().expect("the secret").to_owned()
+    }
+
+    /// A new support agent (sees "from customers"): its id and token.
+    pub async fn support_agent(&self) -> (String, String) {
+        self.agent(true).await
+    }
+
+    /// A new agent with or without the customer-support flag: its id and token.
+    pub async fn agent(&self, support: bool) -> (String, String) {
+        let id = format!("00000000-0000-7000-8000-{:012x}", next_number());
+        let token = self
+            .mint(serde_json::json!({"role": "agent", "agent": id, "support": support}))
+            .await;
+        (id, token)
+    }
+}
+
+fn next_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
