@@ -17,6 +17,7 @@ pub mod conversations;
 pub mod customers;
 pub mod extract;
 pub mod helpdesk;
+pub mod idempotency;
 pub mod live;
 pub mod ops;
 pub mod tickets;

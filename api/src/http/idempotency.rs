@@ -1,0 +1,1 @@
+//! (to be written) `Idempotency-Key` on POST requests.
