@@ -115,6 +115,19 @@ pub fn by_digest(
     .transpose()
 }
 
+/// The token with this id, revoked or not.
+pub fn by_id(tx: &mut dyn Tx, t: &Tables, token_id: &str) -> Result<Option<TokenView>, StoreError> {
+    tx.query_opt(
+        &t.sql(&format!(
+            "SELECT {COLUMNS} FROM {{p}}tokens WHERE token_id = $1"
+        )),
+        &[token_id.into()],
+    )?
+    .as_ref()
+    .map(token_view)
+    .transpose()
+}
+
 /// Every token, oldest first, at most `limit` after the token issued at `after` (a cursor).
 pub fn list(
     tx: &mut dyn Tx,
