@@ -40,6 +40,9 @@ pub enum BenchCommand {
     /// Fill a log with a realistic history (a mix of every action) and rebuild every read
     /// model from it; then time inbox queries. `--events` is the size of the log.
     Rebuild(BenchArgs),
+    /// The server over HTTP: `--writers` keep-alive connections (default 64) post messages,
+    /// then read inbox pages; `--events` requests of each kind.
+    Http(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,6 +106,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Replay(args) => ("replay", args),
         BenchCommand::Commands(args) => ("commands", args),
         BenchCommand::Rebuild(args) => ("rebuild", args),
+        BenchCommand::Http(args) => ("http", args),
     };
     if args.events == 0 || args.writers == 0 {
         return Err(BenchError::Invalid(
@@ -113,6 +117,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Append(args) => append(args).await?,
         BenchCommand::Replay(args) => replay(args).await?,
         BenchCommand::Commands(args) => commands(args).await?,
+        BenchCommand::Http(args) => crate::bench_http::http(args).await?,
         BenchCommand::Rebuild(args) => {
             let measure_only = args
                 .replay_only
@@ -702,7 +707,12 @@ pub(crate) fn round2(x: f64) -> f64 {
 
 /// The process's peak resident memory (VmHWM), in MiB; 0 where /proc is unavailable.
 pub(crate) fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    peak_rss_mb_of("self")
+}
+
+/// Peak resident memory of process `pid` (`self` for this one), in MiB; 0 if unknown.
+pub(crate) fn peak_rss_mb_of(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

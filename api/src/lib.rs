@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod bench;
+mod bench_http;
 mod bench_rebuild;
 pub mod cli;
 pub mod config;

@@ -1,0 +1,261 @@
+//! `parley bench http`: the real server, in a process of its own, driven over HTTP/1.1 by
+//! `--connections` keep-alive connections (one client task each, one request at a time):
+//! first "post a message" (`POST /api/v1/conversations/{id}/messages`), then "read an inbox
+//! page" (`GET /api/v1/inbox/from-customers`). Each connection is a support agent with a token
+//! of its own, working through conversations of its own, so the figures are those of many
+//! agents at once, not of one hot stream. Rate limiting is off in the measured server.
+
+use crate::bench::{
+    BenchArgs, BenchError, Store, backend_name, peak_rss_mb, peak_rss_mb_of, percentile_ms,
+};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Conversations each connection posts into, in turn.
+const CONVERSATIONS_PER_CONNECTION: usize = 8;
+
+/// A running `parley serve` child, killed when dropped.
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn start_server(url: &str) -> Result<Server, BenchError> {
+    // A free port: bind, read it, release it for the child.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let admin = crate::http::auth::new_secret()
+        .map_err(|e| BenchError::Invalid(format!("no random numbers: {e}")))?;
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", url, "--rate-limit", "0"])
+        .env("PARLEY_ADMIN_TOKEN", &admin)
+        .env("PARLEY_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        admin,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // The server accepts requests once its admin token is loaded.
+        let ready = client
+            .get(format!("{}/api/v1/tokens/me", server.base))
+            .bearer_auth(&server.admin)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(server);
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Invalid(
+                "the server did not start within 60 s".into(),
+            ));
+        }
+        // Polling a child process that cannot announce readiness.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One connection's identity and conversations.
+struct Agent {
+    token: String,
+    conversations: Vec<String>,
+}
+
+async fn expect(response: reqwest::Response, what: &str) -> Result<Value, BenchError> {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(BenchError::Invalid(format!("{what}: {status} {body}")));
+    }
+    serde_json::from_str(&body).map_err(|e| BenchError::Invalid(format!("{what}: {e}")))
+}
+
+async fn set_up(server: &Server, connections: usize) -> Result<Vec<Agent>, BenchError> {
+    let client = reqwest::Client::new();
+    let mut agents = Vec::with_capacity(connections);
+    for n in 0..connections {
+        let agent = uuid::Uuid::now_v7();
+        let minted = expect(
+            client
+                .post(format!("{}/api/v1/tokens", server.base))
+                .bearer_auth(&server.admin)
+                .json(&json!({"role": "agent", "agent": agent, "support": true, "label": format!("bench {n}")}))
+                .send()
+                .await
+                .map_err(http_error)?,
+            "minting a token",
+        )
+        .await?;
+        let token = minted["secret"].as_str().unwrap_or_default().to_owned();
+        let mut conversations = Vec::new();
+        for c in 0..CONVERSATIONS_PER_CONNECTION {
+            let started = expect(
+                client
+                    .post(format!("{}/api/v1/conversations", server.base))
+                    .bearer_auth(&token)
+                    .json(&json!({
+                        "kind": "customer",
+                        "channel": "widget",
+                        "subject": format!("Order {n}-{c} has not arrived"),
+                        "customers": [uuid::Uuid::now_v7()],
+                    }))
+                    .send()
+                    .await
+                    .map_err(http_error)?,
+                "starting a conversation",
+            )
+            .await?;
+            conversations.push(started["id"].as_str().unwrap_or_default().to_owned());
+        }
+        agents.push(Agent {
+            token,
+            conversations,
+        });
+    }
+    Ok(agents)
+}
+
+fn http_error(error: reqwest::Error) -> BenchError {
+    BenchError::Invalid(format!("HTTP: {error}"))
+}
+
+/// What one phase measured.
+struct Phase {
+    latencies_us: Vec<u64>,
+    failures: u64,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn report(mut self, name: &str) -> Value {
+        let ok = self.latencies_us.len() as f64;
+        json!({
+            format!("{name}_requests"): self.latencies_us.len() as u64 + self.failures,
+            format!("{name}_failures"): self.failures,
+            format!("{name}_per_sec"): (ok / self.elapsed.as_secs_f64()).round(),
+            format!("{name}_p50_ms"): percentile_ms(&mut self.latencies_us, 50.0),
+            format!("{name}_p99_ms"): percentile_ms(&mut self.latencies_us, 99.0),
+        })
+    }
+}
+
+/// Runs `requests` requests spread over one task per agent; `request(client, agent, n)` builds
+/// the n-th request of an agent.
+async fn phase<F>(agents: &[Agent], requests: u64, request: F) -> Result<Phase, BenchError>
+where
+    F: Fn(&reqwest::Client, &Agent, u64) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
+{
+    let per_agent = requests.div_ceil(agents.len() as u64);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for agent in agents {
+        let agent = Agent {
+            token: agent.token.clone(),
+            conversations: agent.conversations.clone(),
+        };
+        let request = request.clone();
+        tasks.spawn(async move {
+            // One keep-alive connection per task.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .map_err(http_error)?;
+            let mut latencies = Vec::with_capacity(per_agent as usize);
+            let mut failures = 0;
+            for n in 0..per_agent {
+                let sent = Instant::now();
+                let response = request(&client, &agent, n).send().await;
+                match response {
+                    Ok(r) if r.status().is_success() => {
+                        // Read the body: the request is over when the client has it all.
+                        let _ = r.bytes().await;
+                        latencies.push(sent.elapsed().as_micros() as u64);
+                    }
+                    Ok(r) => {
+                        let _ = r.bytes().await;
+                        failures += 1;
+                    }
+                    Err(_) => failures += 1,
+                }
+            }
+            Ok::<_, BenchError>((latencies, failures))
+        });
+    }
+    let mut latencies_us = Vec::new();
+    let mut failures = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (latencies, failed) = done??;
+        latencies_us.extend(latencies);
+        failures += failed;
+    }
+    Ok(Phase {
+        latencies_us,
+        failures,
+        elapsed: started.elapsed(),
+    })
+}
+
+pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
+    let connections = args.writers as usize;
+    let store = Store::fresh(args).await?;
+    let server = start_server(store.url()).await?;
+    let agents = set_up(&server, connections).await?;
+    let base = server.base.clone();
+
+    let post_base = base.clone();
+    let posted = phase(&agents, args.events, move |client, agent, n| {
+        let conversation = &agent.conversations[n as usize % agent.conversations.len()];
+        client
+            .post(format!(
+                "{post_base}/api/v1/conversations/{conversation}/messages"
+            ))
+            .bearer_auth(&agent.token)
+            .json(&json!({"body": "Thanks, the parcel left the warehouse this morning."}))
+    })
+    .await?;
+    let get_base = base;
+    let read = phase(&agents, args.events, move |client, agent, _| {
+        client
+            .get(format!("{get_base}/api/v1/inbox/from-customers?limit=20"))
+            .bearer_auth(&agent.token)
+    })
+    .await?;
+
+    let mut report = json!({
+        "benchmark": "http",
+        "backend": backend_name(args.backend),
+        "connections": connections,
+        "conversations": connections * CONVERSATIONS_PER_CONNECTION,
+    });
+    for (key, value) in posted
+        .report("post_message")
+        .as_object()
+        .into_iter()
+        .flatten()
+        .chain(read.report("get_inbox").as_object().into_iter().flatten())
+    {
+        report[key] = value.clone();
+    }
+    if let Some(pid) = server.child.id() {
+        report["server_peak_rss_mb"] = json!(peak_rss_mb_of(&pid.to_string()));
+    }
+    report["client_peak_rss_mb"] = json!(peak_rss_mb());
+    drop(server);
+    Ok(report)
+}
