@@ -294,7 +294,7 @@ pub const MAX_HISTORY: usize = 500;
 /// Longest chain of merges followed (a merge into a customer that was itself merged).
 const MAX_MERGE_DEPTH: usize = 16;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub customer_id: String,
     pub name: Option<String>,
@@ -306,7 +306,7 @@ pub struct CustomerView {
     pub merged: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IdentityView {
     pub channel: String,
     pub value: String,
@@ -410,7 +410,7 @@ pub fn find_by_identity(
     survivor(tx, t, &row.text(0)?)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HistoryItem {
     /// `conversation` or `ticket`.
     pub kind: String,
@@ -420,7 +420,9 @@ pub struct HistoryItem {
     pub channel: String,
     pub title: String,
     pub status: String,
+    /// Microseconds since the Unix epoch.
     pub started_at: i64,
+    /// Microseconds since the Unix epoch.
     pub last_activity_at: i64,
 }
 

@@ -815,7 +815,7 @@ impl Viewer {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub message_id: String,
     pub author: String,
@@ -825,18 +825,21 @@ pub struct MessageView {
     pub attachments: serde_json::Value,
     pub mentions: serde_json::Value,
     pub quote_of: Option<String>,
+    /// Microseconds since the Unix epoch.
     pub sent_at: i64,
+    /// Microseconds since the Unix epoch.
     pub edited_at: Option<i64>,
+    /// Microseconds since the Unix epoch.
     pub deleted_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ParticipantView {
     pub participant: String,
     pub following: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
     pub conversation_id: String,
     pub kind: String,
@@ -847,7 +850,9 @@ pub struct ConversationView {
     pub assignee: Option<String>,
     pub pinned_by: Option<String>,
     pub started_by: String,
+    /// Microseconds since the Unix epoch.
     pub started_at: i64,
+    /// Microseconds since the Unix epoch.
     pub last_activity_at: i64,
     pub rating: Option<Rating>,
     pub origin: Option<serde_json::Value>,
@@ -856,7 +861,7 @@ pub struct ConversationView {
     pub messages: Vec<MessageView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rating {
     pub score: i64,
     pub comment: Option<String>,
@@ -986,7 +991,7 @@ pub fn conversation(
     }))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EntryView {
     pub entry_id: String,
     /// `comment`, `customer_message` or `reply`.
@@ -995,13 +1000,14 @@ pub struct EntryView {
     pub body: String,
     pub visibility: String,
     pub attachments: serde_json::Value,
+    /// Microseconds since the Unix epoch.
     pub at: i64,
     /// For replies: `requested`, `delivered` or `failed`.
     pub delivery: Option<String>,
     pub failure: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     pub ticket_id: String,
     pub ticket_type: String,
@@ -1016,7 +1022,9 @@ pub struct TicketView {
     pub source: serde_json::Value,
     pub channel_info: Option<serde_json::Value>,
     pub created_by: String,
+    /// Microseconds since the Unix epoch.
     pub created_at: i64,
+    /// Microseconds since the Unix epoch.
     pub updated_at: i64,
     pub conversations: Vec<String>,
     pub entries: Vec<EntryView>,

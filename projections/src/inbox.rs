@@ -736,7 +736,7 @@ pub struct Filter {
 }
 
 /// One line of an inbox page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct InboxItem {
     pub conversation_id: String,
     pub kind: String,
@@ -747,7 +747,9 @@ pub struct InboxItem {
     pub assignee: Option<String>,
     pub pinned_by: Option<String>,
     pub awaiting_first_response: bool,
+    /// Microseconds since the Unix epoch.
     pub started_at: i64,
+    /// Microseconds since the Unix epoch.
     pub last_activity_at: i64,
     pub preview: String,
     /// Messages this agent has not read (0 where the agent is not a member).
@@ -755,7 +757,8 @@ pub struct InboxItem {
 }
 
 /// A page of the inbox, newest activity first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = InboxPage)]
 pub struct Page {
     pub items: Vec<InboxItem>,
     /// Pass back to get the next page; `None` on the last page.

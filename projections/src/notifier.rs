@@ -427,11 +427,13 @@ fn contributions(ticket: &Ticket, mut count: impl FnMut(&str, &'static str)) {
 // Queries.
 
 /// What the customer last did, for the line under a ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub enum CustomerStatus {
     /// The only customer message is the one the ticket was created from.
+    #[serde(rename = "started")]
     StartedNewChat,
     /// The customer wrote again after the ticket was created.
+    #[serde(rename = "replied")]
     Replied,
 }
 
@@ -454,7 +456,7 @@ impl CustomerStatus {
 }
 
 /// One ticket of a notifier page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct NotifierItem {
     pub ticket_id: String,
     pub title: String,
@@ -470,7 +472,8 @@ pub struct NotifierItem {
 }
 
 /// A page of tickets, newest customer activity first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = NotifierPage)]
 pub struct Page {
     pub items: Vec<NotifierItem>,
     /// Pass back (through [`parse_cursor`]) for the next page; `None` on the last page.
@@ -613,7 +616,8 @@ fn page(
 }
 
 /// The notifier's badge numbers for one agent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = NotifierSummary)]
 pub struct Summary {
     /// The "assigned to me" tab: new or open social tickets assigned to the agent.
     pub assigned_to_me: i64,

@@ -951,7 +951,7 @@ impl ReportQuery {
 }
 
 /// Median and p90 of a set of durations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Durations {
     /// How many durations were measured.
     pub count: i64,
@@ -978,7 +978,7 @@ impl Durations {
 }
 
 /// One row of a report.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReportRow {
     /// The day (`YYYY-MM-DD`), channel, agent id or queue id of the row; `None` for figures
     /// with no agent or no queue.
@@ -1164,7 +1164,7 @@ impl SocialQuery {
 }
 
 /// Social tickets of one day and channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SocialRow {
     /// `YYYY-MM-DD`.
     pub day: String,

@@ -283,12 +283,14 @@ pub struct SearchQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = SearchHit)]
 pub struct Hit {
     pub conversation_id: String,
     pub message_id: String,
     pub subject: String,
     pub visibility: String,
+    /// Microseconds since the Unix epoch.
     pub sent_at: i64,
 }
 
