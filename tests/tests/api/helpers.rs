@@ -141,3 +141,61 @@ fn next_number() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+/// Like [`spawn_app`], with the server's configuration adjusted first (e.g. a low
+/// `rate_limit`).
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let (url, dir, db) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("parley.db").display());
+            (url, Some(dir), None)
+        }
+        Backend::Postgres => {
+            let db = parley_eventlog::testing::postgres_database().await?;
+            (db.url.clone(), None, Some(db))
+        }
+    };
+    let admin = format!("parley_test_admin_{}", uuid_like());
+    let mut config = Config {
+        admin_token: Some(admin.clone()),
+        ..Config::for_tests(url)
+    };
+    adjust(&mut config);
+    let app = Application::build(&config)
+        .await
+        .expect("the server starts");
+    let address = format!("http://{}", app.local_addr().expect("bound address"));
+    tokio::spawn(app.run_until(std::future::pending()));
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        admin,
+        _dir: dir,
+        _db: db,
+    })
+}
+
+impl TestApp {
+    /// A new widget visitor (`POST /widget/v1/visitors`, no token): its customer id, its
+    /// token, and the log position of its creation.
+    pub async fn widget_visitor(&self) -> (String, String, u64) {
+        let response = self
+            .client
+            .post(format!("{}/widget/v1/visitors", self.address))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), 201, "creating a widget visitor");
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        (
+            body["customer_id"]
+                .as_str()
+                .expect("the customer id")
+                .to_owned(),
+            body["token"].as_str().expect("the token").to_owned(),
+            body["position"].as_u64().expect("the position"),
+        )
+    }
+}
