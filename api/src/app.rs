@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::http::auth::{self, Authenticator};
+use crate::http::idempotency::IdempotencyStore;
 use crate::http::{AppState, Settings};
 use crate::service::{CommandService, ServiceError};
 use parley_domain::access::{Role, Token, TokenCommand, TokenId};
@@ -35,6 +36,7 @@ impl Application {
         let log = parley_eventlog::open(&config.database_url, config.log_options()).await?;
         let models =
             ReadModels::open(log.clone(), &config.database_url, parley_projections::all()).await?;
+        let idempotency = IdempotencyStore::open(&models, &config.database_url).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -49,6 +51,7 @@ impl Application {
                 models,
                 auth: Arc::new(Authenticator::new(config.rate_limit, config.rate_burst)),
                 settings: Arc::new(Settings::default()),
+                idempotency: Arc::new(idempotency),
             },
             admin_token: config.admin_token.clone(),
         })

@@ -263,6 +263,7 @@ impl CommandService {
         A: Aggregate + Send + Sync + 'static,
         A::Command: Clone,
     {
+        let _timer = crate::http::ops::AppendTimer::start(A::STREAM_PREFIX);
         let _turn = self.turns.take(stream).await;
         let mut fresh = false;
         for _ in 0..self.max_attempts {

@@ -515,6 +515,41 @@ impl ReadModels {
         Ok(models)
     }
 
+    /// A store for tables that are not a read model but live beside them and are shared by
+    /// every node (e.g. the API's idempotency records), with `schema` applied (statements that
+    /// may run again, such as `CREATE TABLE IF NOT EXISTS`, serialised between processes like
+    /// the read models' own). On SQLite it is the file `<name>.db` in the read models'
+    /// directory; on PostgreSQL the read models' database and connections. `url` is the URL
+    /// these read models were opened with.
+    pub async fn side_store(
+        &self,
+        url: &str,
+        name: &str,
+        schema: &'static [&'static str],
+    ) -> Result<Store, ViewError> {
+        let store = match &self.pool {
+            Some(pool) => Store::Postgres(pool.clone()),
+            None => {
+                let path = sqlite_path(url).ok_or_else(|| ViewError::UnsupportedUrl(url.into()))?;
+                let file = sqlite_views_dir(&path).join(format!("{name}.db"));
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&file))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                Store::Sqlite(Arc::new(store))
+            }
+        };
+        store
+            .write(move |tx| -> Result<_, StoreError> {
+                schema_lock(tx)?;
+                for statement in schema {
+                    tx.execute(statement, &[])?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(store)
+    }
+
     /// Whether this process feeds the read models (always, on SQLite, once running).
     pub fn is_leading(&self) -> bool {
         self.leading.load(std::sync::atomic::Ordering::Relaxed)

@@ -1,1 +1,532 @@
-//! (to be written) `Idempotency-Key` on POST requests.
+//! `Idempotency-Key` on POST requests: a client that retries a command after a timeout or a
+//! dropped connection gets the first answer again instead of acting twice.
+//!
+//! - Keys are scoped to the caller (the digest of its `Authorization` header; the key alone for
+//!   requests without one) and bound to the request they first came with (method, path and
+//!   body, digested): the same key with another request is refused with 422.
+//! - A retry while the first request is still being handled gets 409 (retry a moment later).
+//! - The first answer is stored (status, content type, body) and replayed with
+//!   `Idempotent-Replayed: true`; nothing is appended again. Answers that did not act and may
+//!   succeed later are not stored, so the client may retry with the same key: 5xx, 429 (rate
+//!   limited) and 401 (no valid token). Nor are answers marked `Cache-Control: no-store`
+//!   (secrets, such as a new token's): their key is released and a retry acts again.
+//! - Records are shared by all nodes ([`IdempotencyStore`]: beside the read models on SQLite,
+//!   in the log's database on PostgreSQL) and kept for [`RETENTION`]; the in-flight marker of a
+//!   node that crashed mid-request lapses after [`IN_FLIGHT_TTL`]. Expired records are swept
+//!   lazily, at most once per [`SWEEP_EVERY`] per process.
+//! - Once claimed, a request runs to its end even if the client goes away, so that its answer
+//!   is there for the retry.
+
+use super::AppState;
+use crate::problem::{Problem, REQUEST_ID};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parley_projections::{ReadModels, Store, StoreError, Tx, Value, ViewError};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// The request header carrying the client's key.
+pub const KEY_HEADER: &str = "idempotency-key";
+/// The response header marking a replayed answer.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// Longest key accepted (400 beyond).
+pub const MAX_KEY_LEN: usize = 255;
+/// How long an answer is replayed for.
+pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a request may stay in flight before its marker is considered left by a crash.
+pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
+/// How often a process sweeps expired records away.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The store's file name on SQLite (`<views dir>/idempotency.db`).
+const STORE_NAME: &str = "idempotency";
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS parley_idempotency (
+        scope TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        status BIGINT,
+        content_type TEXT,
+        body TEXT,
+        PRIMARY KEY (scope, idempotency_key)
+    )",
+    "CREATE INDEX IF NOT EXISTS parley_idempotency_at ON parley_idempotency (at)",
+];
+
+/// Durable records of the requests sent with an `Idempotency-Key`, shared by all nodes.
+///
+/// One row per (scope, key): the request's fingerprint, `at` (when it was claimed, then when
+/// it was answered; microseconds since the epoch) and, once answered, the answer. A row without
+/// a status is a request in flight.
+pub struct IdempotencyStore {
+    store: Store,
+    /// When this process last swept expired rows (microseconds since the epoch).
+    swept_at: AtomicI64,
+}
+
+/// A request this process is handling under a key.
+#[derive(Debug, Clone)]
+struct Claimed {
+    scope: String,
+    key: String,
+    at: i64,
+}
+
+/// A stored answer.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: StatusCode,
+    content_type: Option<String>,
+    body: String,
+}
+
+/// What a key's record says about a request.
+#[derive(Debug)]
+enum Claim {
+    /// First time: this process handles it.
+    Claimed(Claimed),
+    /// Answered before: replay.
+    Answered(Answer),
+    /// Being handled (here or on another node).
+    InFlight,
+    /// The key came with another request.
+    OtherRequest,
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn now_micros() -> i64 {
+    parley_eventlog::Timestamp::now().as_micros()
+}
+
+impl IdempotencyStore {
+    /// Opens (creating if needed) the records beside the read models opened from `url`.
+    pub async fn open(models: &ReadModels, url: &str) -> Result<IdempotencyStore, ViewError> {
+        Ok(IdempotencyStore {
+            store: models.side_store(url, STORE_NAME, SCHEMA).await?,
+            swept_at: AtomicI64::new(0),
+        })
+    }
+
+    /// Claims `key` for a request, or says what an earlier request with it became.
+    async fn claim(
+        &self,
+        scope: String,
+        key: String,
+        fingerprint: String,
+    ) -> Result<Claim, StoreError> {
+        let now = now_micros();
+        let last = self.swept_at.load(Ordering::Relaxed);
+        let sweep = now.saturating_sub(last) >= micros(SWEEP_EVERY)
+            && self
+                .swept_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        let (scope_value, key_value) = (scope.clone().into(), key.clone().into());
+        let found = self
+            .store
+            .write(move |tx| {
+                if sweep {
+                    sweep_expired(tx, now)?;
+                }
+                claim(tx, scope_value, key_value, &fingerprint, now)
+            })
+            .await?;
+        Ok(found.unwrap_or(Claim::Claimed(Claimed {
+            scope,
+            key,
+            at: now,
+        })))
+    }
+
+    /// Stores the answer of a claimed request.
+    async fn answer(&self, claimed: Claimed, answer: Answer) -> Result<(), StoreError> {
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE parley_idempotency SET status = $4, content_type = $5, body = $6, at = $7
+                     WHERE scope = $1 AND idempotency_key = $2 AND at = $3 AND status IS NULL",
+                    &[
+                        claimed.scope.into(),
+                        claimed.key.into(),
+                        claimed.at.into(),
+                        i64::from(answer.status.as_u16()).into(),
+                        answer.content_type.into(),
+                        answer.body.into(),
+                        now_micros().into(),
+                    ],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    /// Forgets a claimed request that did not act, so that the client may retry it.
+    async fn release(&self, claimed: Claimed) -> Result<(), StoreError> {
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "DELETE FROM parley_idempotency
+                     WHERE scope = $1 AND idempotency_key = $2 AND at = $3 AND status IS NULL",
+                    &[claimed.scope.into(), claimed.key.into(), claimed.at.into()],
+                )
+                .map(drop)
+            })
+            .await
+    }
+}
+
+/// Inserts the in-flight marker of a request with this fingerprint at `now` (`None`), or says
+/// what the live record of an earlier request with the same key became.
+fn claim(
+    tx: &mut dyn Tx,
+    scope: Value,
+    key: Value,
+    fingerprint: &str,
+    now: i64,
+) -> Result<Option<Claim>, StoreError> {
+    // Twice at most: a concurrent claim may win the insert (PostgreSQL), then its row decides.
+    for _ in 0..2 {
+        let found = tx.query_opt(
+            "SELECT fingerprint, at, status, content_type, body FROM parley_idempotency
+             WHERE scope = $1 AND idempotency_key = $2",
+            &[scope.clone(), key.clone()],
+        )?;
+        if let Some(row) = found {
+            let at = row.i64(1)?;
+            let status = row.opt_i64(2)?;
+            let ttl = match status {
+                Some(_) => RETENTION,
+                None => IN_FLIGHT_TTL,
+            };
+            if at >= now.saturating_sub(micros(ttl)) {
+                if row.text(0)? != fingerprint {
+                    return Ok(Some(Claim::OtherRequest));
+                }
+                let Some(status) = status else {
+                    return Ok(Some(Claim::InFlight));
+                };
+                let status = u16::try_from(status)
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(STORE_NAME, format!("stored status {status}"))
+                    })?;
+                return Ok(Some(Claim::Answered(Answer {
+                    status,
+                    content_type: row.opt_text(3)?,
+                    body: row.opt_text(4)?.unwrap_or_default(),
+                })));
+            }
+            // Expired: the key is free again.
+            tx.execute(
+                "DELETE FROM parley_idempotency
+                 WHERE scope = $1 AND idempotency_key = $2 AND at = $3",
+                &[scope.clone(), key.clone(), at.into()],
+            )?;
+        }
+        let inserted = tx.execute(
+            "INSERT INTO parley_idempotency (scope, idempotency_key, fingerprint, at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (scope, idempotency_key) DO NOTHING",
+            &[scope.clone(), key.clone(), fingerprint.into(), now.into()],
+        )?;
+        if inserted == 1 {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Claim::InFlight))
+}
+
+/// Deletes answers older than [`RETENTION`] and in-flight markers older than
+/// [`IN_FLIGHT_TTL`].
+fn sweep_expired(tx: &mut dyn Tx, now: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM parley_idempotency
+         WHERE at < $1 OR (status IS NULL AND at < $2)",
+        &[
+            now.saturating_sub(micros(RETENTION)).into(),
+            now.saturating_sub(micros(IN_FLIGHT_TTL)).into(),
+        ],
+    )
+    .map(drop)
+}
+
+/// The middleware: POST requests with an `Idempotency-Key` are answered at most once.
+pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(KEY_HEADER).cloned() else {
+        return next.run(request).await;
+    };
+    match handle(state, key, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn handle(
+    state: AppState,
+    key: HeaderValue,
+    request: Request,
+    next: Next,
+) -> Result<Response, Response> {
+    let key = valid_key(&key).map_err(|why| Problem::bad_request(why).into_response())?;
+    let scope = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| super::auth::digest(&String::from_utf8_lossy(value.as_bytes())))
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    // The body is read whole (within the body limit) to fingerprint the request.
+    let mut probe = Request::new(body);
+    *probe.extensions_mut() = parts.extensions.clone();
+    let body = Bytes::from_request(probe, &()).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "the request body is larger than the server accepts",
+            )
+        } else {
+            Problem::bad_request(rejection.body_text())
+        }
+        .into_response()
+    })?;
+    let fingerprint = fingerprint(&parts.method, &parts.uri, &body);
+    let records = state.idempotency.clone();
+    let claim = records
+        .claim(scope, key, fingerprint)
+        .await
+        .map_err(|error| Problem::from(error).into_response())?;
+    let claimed = match claim {
+        Claim::Claimed(claimed) => claimed,
+        Claim::Answered(answer) => return Ok(replay(answer)),
+        Claim::InFlight => {
+            return Err(Problem {
+                retry_after: Some(1),
+                ..Problem::new(
+                    StatusCode::CONFLICT,
+                    "idempotency-in-flight",
+                    "a request with this Idempotency-Key is still being handled; retry shortly",
+                )
+            }
+            .into_response());
+        }
+        Claim::OtherRequest => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "this Idempotency-Key was used with a different request (method, path or body)",
+            )
+            .into_response());
+        }
+    };
+    let request = Request::from_parts(parts, Body::from(body));
+    // Runs on its own task: the request completes, and its answer is recorded, even if the
+    // client disconnects meanwhile.
+    let request_id = crate::problem::request_id().unwrap_or_default();
+    let task = {
+        let records = records.clone();
+        let claimed = claimed.clone();
+        tokio::spawn(REQUEST_ID.scope(request_id, async move {
+            let response = next.run(request).await;
+            record(&records, claimed, response).await
+        }))
+    };
+    match task.await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            if let Err(error) = records.release(claimed).await {
+                tracing::warn!(%error, "cannot release an idempotency key");
+            }
+            Err(Problem::internal(&error).into_response())
+        }
+    }
+}
+
+/// Checks a key: visible ASCII, 1 to [`MAX_KEY_LEN`] characters. Refusals say why.
+fn valid_key(key: &HeaderValue) -> Result<String, String> {
+    let key = key
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or("Idempotency-Key must be printable ASCII without spaces")?;
+    if key.len() > MAX_KEY_LEN {
+        return Err(format!(
+            "Idempotency-Key must be at most {MAX_KEY_LEN} characters"
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// What makes two requests the same: method, path with query, and body.
+fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(uri.path_and_query().map_or("", |p| p.as_str()).as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether an answer is replayed to retries, or the request may be tried again: what did not
+/// act and may succeed later is not kept, nor what must not be stored (`Cache-Control:
+/// no-store`, e.g. a new token's secret).
+fn is_kept(response: &Response) -> bool {
+    let status = response.status();
+    let no_store = response
+        .headers()
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|directive| directive.trim().eq_ignore_ascii_case("no-store"));
+    !(no_store
+        || status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::UNAUTHORIZED)
+}
+
+/// Stores the answer of a claimed request (or releases the key), and returns the answer.
+async fn record(records: &IdempotencyStore, claimed: Claimed, response: Response) -> Response {
+    if !is_kept(&response) {
+        if let Err(error) = records.release(claimed).await {
+            tracing::warn!(%error, "cannot release an idempotency key");
+        }
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            if let Err(error) = records.release(claimed).await {
+                tracing::warn!(%error, "cannot release an idempotency key");
+            }
+            return Problem::internal(&error).into_response();
+        }
+    };
+    let stored = match std::str::from_utf8(&bytes) {
+        Ok(text) => {
+            let answer = Answer {
+                status: parts.status,
+                content_type: parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                body: text.to_owned(),
+            };
+            records.answer(claimed, answer).await
+        }
+        // Answers are JSON; one that is not text is not replayed.
+        Err(_) => records.release(claimed).await,
+    };
+    if let Err(error) = stored {
+        // The request acted; a retry meets the in-flight marker until it lapses.
+        tracing::warn!(%error, "cannot store the answer of an idempotent request");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A stored answer, marked as replayed.
+fn replay(answer: Answer) -> Response {
+    let mut response = (answer.status, answer.body).into_response();
+    let headers = response.headers_mut();
+    match answer
+        .content_type
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        Some(content_type) => headers.insert(header::CONTENT_TYPE, content_type),
+        None => headers.remove(header::CONTENT_TYPE),
+    };
+    headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+/// Documents the optional `Idempotency-Key` header on every POST operation of `api`.
+pub fn document(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    let parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes a retry safe: the first answer to this key (per token) is replayed for 24 h \
+             with `Idempotent-Replayed: true`; the same key with another request is refused \
+             (422), and a retry while the first is in flight gets 409.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_KEY_LEN))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    for item in api.paths.paths.values_mut() {
+        if let Some(post) = item.post.as_mut() {
+            post.parameters
+                .get_or_insert_with(Vec::new)
+                .push(parameter.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_bounded_printable_ascii() {
+        assert!(valid_key(&HeaderValue::from_static("retry-7f3a")).is_ok());
+        assert!(valid_key(&HeaderValue::from_static("")).is_err());
+        assert!(valid_key(&HeaderValue::from_static("a b")).is_err());
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert!(valid_key(&HeaderValue::from_str(&long).unwrap()).is_err());
+        let longest = "k".repeat(MAX_KEY_LEN);
+        assert!(valid_key(&HeaderValue::from_str(&longest).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn the_fingerprint_covers_method_path_and_body() {
+        let uri: axum::http::Uri = "/api/v1/tickets".parse().unwrap();
+        let other: axum::http::Uri = "/api/v1/tickets?x=1".parse().unwrap();
+        let base = fingerprint(&Method::POST, &uri, b"{}");
+        assert_eq!(base, fingerprint(&Method::POST, &uri, b"{}"));
+        assert_ne!(base, fingerprint(&Method::POST, &uri, b"{ }"));
+        assert_ne!(base, fingerprint(&Method::PUT, &uri, b"{}"));
+        assert_ne!(base, fingerprint(&Method::POST, &other, b"{}"));
+    }
+
+    #[test]
+    fn answers_that_did_not_act_or_hold_secrets_are_not_kept() {
+        let answer = |status: StatusCode| status.into_response();
+        assert!(is_kept(&answer(StatusCode::CREATED)));
+        assert!(is_kept(&answer(StatusCode::UNPROCESSABLE_ENTITY)));
+        assert!(is_kept(&answer(StatusCode::CONFLICT)));
+        assert!(!is_kept(&answer(StatusCode::SERVICE_UNAVAILABLE)));
+        assert!(!is_kept(&answer(StatusCode::TOO_MANY_REQUESTS)));
+        assert!(!is_kept(&answer(StatusCode::UNAUTHORIZED)));
+        let secret = (
+            StatusCode::CREATED,
+            [(header::CACHE_CONTROL, "private, No-Store")],
+        )
+            .into_response();
+        assert!(!is_kept(&secret));
+    }
+}

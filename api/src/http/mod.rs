@@ -49,6 +49,8 @@ pub struct AppState {
     pub service: CommandService,
     pub auth: Arc<Authenticator>,
     pub settings: Arc<Settings>,
+    /// The `Idempotency-Key` records shared by all nodes.
+    pub idempotency: Arc<idempotency::IdempotencyStore>,
 }
 
 /// HTTP settings, from the server's configuration.
@@ -171,9 +173,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP surface, without a listener: tests can drive it in-process.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = documented().split_for_parts();
+    let (routes, mut api) = documented().split_for_parts();
+    idempotency::document(&mut api);
     let api = Arc::new(api);
     let body_limit = state.settings.body_limit;
+    // Installed before the first request, so that every request is counted.
+    ops::recorder();
     routes
         .route(
             "/api/v1/openapi.json",
@@ -190,7 +195,11 @@ pub fn router(state: AppState) -> Router {
                 "this resource does not answer that method",
             )
         })
-        .layer(ops::metrics_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(axum::middleware::from_fn(ops::track_requests))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
