@@ -661,7 +661,7 @@ async fn check_customers(state: &AppState, customers: &[CustomerId]) -> Result<(
 
 /// The id of a new conversation's first message when the client chose none: derived from a
 /// client-chosen conversation id (a retry names the same message), else new.
-fn first_message_id(conversation_id: ConversationId, client_chosen: bool) -> MessageId {
+pub(super) fn first_message_id(conversation_id: ConversationId, client_chosen: bool) -> MessageId {
     if client_chosen {
         MessageId(Uuid::new_v5(&conversation_id.0, b"first-message"))
     } else {

@@ -97,6 +97,7 @@ pub struct WidgetStatus {
 /// A conversation started by a visitor, with its first message.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WidgetNewConversation)]
 pub struct NewConversation {
     /// Chosen by the client to make retries safe; generated when absent.
     #[serde(default)]
@@ -115,6 +116,7 @@ pub struct NewConversation {
 /// A visitor's message.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WidgetNewMessage)]
 pub struct NewMessage {
     /// Chosen by the client to make retries safe; generated when absent.
     #[serde(default)]
@@ -129,6 +131,7 @@ pub struct NewMessage {
 /// Marks the conversation read up to a message.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WidgetReadThrough)]
 pub struct ReadThrough {
     /// Everything up to and including this message is read; by default, the latest message.
     #[serde(default)]
@@ -424,10 +427,8 @@ async fn start(
     let conversation_id = ConversationId(request.conversation_id.unwrap_or_else(Uuid::now_v7));
     // Derived from a client-chosen conversation id when not given: a retry names the same
     // first message (as on `POST /api/v1/conversations`).
-    let message_id = MessageId(match (request.message_id, request.conversation_id) {
-        (Some(id), _) => id,
-        (None, Some(chosen)) => Uuid::new_v5(&chosen, b"first-message"),
-        (None, None) => Uuid::now_v7(),
+    let message_id = request.message_id.map(MessageId).unwrap_or_else(|| {
+        super::conversations::first_message_id(conversation_id, request.conversation_id.is_some())
     });
     let at = super::now();
     let start = Start {
