@@ -7,7 +7,7 @@ use crate::http::auth::{self, Authenticator};
 use crate::http::idempotency::IdempotencyStore;
 use crate::http::{AppState, Settings};
 use crate::service::{CommandService, ServiceError};
-use parley_domain::access::{Role, Token, TokenCommand, TokenId};
+use parley_domain::access::{Role, TokenId};
 use parley_domain::{Actor, DomainError};
 use parley_eventlog::{EventLog, LogError, Metadata};
 use parley_projections::access;
@@ -27,6 +27,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     admin_token: Option<String>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -37,6 +38,7 @@ impl Application {
         let models =
             ReadModels::open(log.clone(), &config.database_url, parley_projections::all()).await?;
         let idempotency = IdempotencyStore::open(&models, &config.database_url).await?;
+        let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -52,8 +54,10 @@ impl Application {
                 auth: Arc::new(Authenticator::new(config.rate_limit, config.rate_burst)),
                 settings: Arc::new(Settings::default()),
                 idempotency: Arc::new(idempotency),
+                stopping: stopping_seen,
             },
             admin_token: config.admin_token.clone(),
+            stopping,
         })
     }
 
@@ -88,6 +92,12 @@ impl Application {
             Ok(None) => {}
             Err(error) => tracing::error!(%error, "cannot make sure an admin token exists"),
         }
+        let stopping = self.stopping;
+        let shutdown = async move {
+            shutdown.await;
+            // Live streams end first; graceful shutdown then waits for the other requests.
+            let _ = stopping.send(true);
+        };
         let served = axum::serve(self.listener, crate::http::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
@@ -147,12 +157,17 @@ pub async fn ensure_admin(
     };
     let digest = auth::digest(&secret);
     let token_id = TokenId(uuid::Uuid::new_v5(&TOKEN_ID_NAMESPACE, digest.as_bytes()));
-    let issued = issue(
+    let issued = crate::http::tokens::issue(
         &state.service,
         token_id,
         Role::Admin { agent: None },
         "first admin",
         digest,
+        Actor::System,
+        &Metadata {
+            channel: Some("cli".into()),
+            ..Metadata::default()
+        },
     )
     .await;
     match issued {
@@ -168,33 +183,6 @@ pub async fn ensure_admin(
         Err(ServiceError::Domain(DomainError::TokenExists)) => Ok(None),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Appends `TokenIssued` for a secret's digest.
-pub async fn issue(
-    service: &CommandService,
-    token_id: TokenId,
-    role: Role,
-    label: &str,
-    secret_sha256: String,
-) -> Result<crate::service::Executed, ServiceError> {
-    service
-        .execute::<Token>(
-            &CommandService::stream::<Token>(token_id)?,
-            TokenCommand::Issue {
-                token_id,
-                role,
-                label: label.to_owned(),
-                secret_sha256,
-                by: Actor::System,
-                at: crate::http::now(),
-            },
-            &Metadata {
-                channel: Some("cli".into()),
-                ..Metadata::default()
-            },
-        )
-        .await
 }
 
 /// Why the server could not start.

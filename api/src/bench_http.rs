@@ -105,16 +105,22 @@ async fn set_up(server: &Server, connections: usize) -> Result<Vec<Agent>, Bench
         let token = minted["secret"].as_str().unwrap_or_default().to_owned();
         let mut conversations = Vec::new();
         for c in 0..CONVERSATIONS_PER_CONNECTION {
+            // A customer arrives through the widget and starts a chat.
+            let visitor = expect(
+                client
+                    .post(format!("{}/widget/v1/visitors", server.base))
+                    .json(&json!({"name": format!("Customer {n}-{c}")}))
+                    .send()
+                    .await
+                    .map_err(http_error)?,
+                "creating a widget visitor",
+            )
+            .await?;
             let started = expect(
                 client
-                    .post(format!("{}/api/v1/conversations", server.base))
-                    .bearer_auth(&token)
-                    .json(&json!({
-                        "kind": "customer",
-                        "channel": "widget",
-                        "subject": format!("Order {n}-{c} has not arrived"),
-                        "customers": [uuid::Uuid::now_v7()],
-                    }))
+                    .post(format!("{}/widget/v1/conversations", server.base))
+                    .bearer_auth(visitor["token"].as_str().unwrap_or_default())
+                    .json(&json!({"body": format!("Order {n}-{c} has not arrived")}))
                     .send()
                     .await
                     .map_err(http_error)?,

@@ -82,8 +82,20 @@ pub async fn create(args: CreateArgs) -> Result<(TokenId, String), TokenError> {
     let service = CommandService::new(log.clone());
     let secret = auth::new_secret()?;
     let token_id = TokenId(uuid::Uuid::now_v7());
-    let issued =
-        crate::app::issue(&service, token_id, role, &args.label, auth::digest(&secret)).await;
+    let metadata = parley_eventlog::Metadata {
+        channel: Some("cli".into()),
+        ..parley_eventlog::Metadata::default()
+    };
+    let issued = crate::http::tokens::issue(
+        &service,
+        token_id,
+        role,
+        &args.label,
+        auth::digest(&secret),
+        parley_domain::Actor::System,
+        &metadata,
+    )
+    .await;
     log.close().await;
     issued?;
     Ok((token_id, secret))

@@ -25,6 +25,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::StreamExt;
 use parley_domain::access::{Role, TokenId};
 use parley_domain::conversation::{Conversation, ConversationEvent, ConversationKind, Visibility};
 use parley_domain::ids::{ConversationId, CustomerId};
@@ -446,9 +447,14 @@ fn live(
         checked: Instant::now(),
         ended: false,
     };
+    let mut stopping = live.state.stopping.clone();
     let events = futures::stream::unfold(live, |mut live| async move {
         let event = live.next().await?;
         Some((Ok::<_, Infallible>(event), live))
+    })
+    // The server is shutting down: end the stream (the client resumes elsewhere).
+    .take_until(async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
 }
@@ -492,8 +498,9 @@ pub struct StreamParams {
     operation_id = "live_stream",
     params(StreamParams,
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
-    responses((status = 200, content_type = "text/event-stream", body = FeedEvent,
-               description = "An endless stream of events"),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+               description = "An endless stream of SSE frames: `id:` the event's position, \
+                              `data:` the event as a `FeedEvent` JSON object"),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn stream(
@@ -527,8 +534,9 @@ async fn stream(
     operation_id = "widget_conversation_stream",
     params(("conversation_id" = Uuid, Path, description = "The conversation's id"),
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
-    responses((status = 200, content_type = "text/event-stream", body = FeedEvent,
-               description = "An endless stream of events"),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+               description = "An endless stream of SSE frames: `id:` the event's position, \
+                              `data:` the event as a `FeedEvent` JSON object"),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn widget_stream(

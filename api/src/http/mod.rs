@@ -51,6 +51,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The `Idempotency-Key` records shared by all nodes.
     pub idempotency: Arc<idempotency::IdempotencyStore>,
+    /// Turns `true` when the server begins to shut down: endless responses (live streams) end
+    /// then, so that graceful shutdown does not wait for them forever.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// HTTP settings, from the server's configuration.
@@ -76,6 +79,16 @@ impl AppState {
     /// client that sends the position of its last command reads its own writes.
     pub async fn caught_up(&self, name: &str, position: Option<u64>) -> Result<(), Problem> {
         if let Some(position) = position {
+            if position > self.models.position(name)? {
+                // Only positions the log has reached can be waited for.
+                let head = self.log.head().await?;
+                if position > head.0 {
+                    return Err(Problem::invalid(format!(
+                        "position {position} is beyond the log's head ({})",
+                        head.0
+                    )));
+                }
+            }
             self.models
                 .wait_for(name, position, self.settings.read_wait)
                 .await?;
@@ -168,14 +181,15 @@ fn documented() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI 3.1 document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().into_openapi()
+    let mut api = documented().into_openapi();
+    idempotency::document(&mut api);
+    api
 }
 
 /// The whole HTTP surface, without a listener: tests can drive it in-process.
 pub fn router(state: AppState) -> Router {
-    let (routes, mut api) = documented().split_for_parts();
-    idempotency::document(&mut api);
-    let api = Arc::new(api);
+    let (routes, _) = documented().split_for_parts();
+    let api = Arc::new(openapi());
     let body_limit = state.settings.body_limit;
     // Installed before the first request, so that every request is counted.
     ops::recorder();

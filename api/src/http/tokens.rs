@@ -4,9 +4,10 @@
 use super::extract::{Json, Path, Query};
 use super::{AppState, CommandReply, auth::Caller};
 use crate::problem::Problem;
-use crate::service::CommandService;
+use crate::service::{CommandService, Executed, ServiceError};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use parley_domain::access::{Role, Token, TokenCommand, TokenId};
 use parley_domain::ids::{AgentId, CustomerId};
 use parley_projections::access::{self, TokenView};
@@ -148,7 +149,58 @@ pub struct PageParams {
     pub limit: Option<usize>,
 }
 
-/// Mints a token (admins only).
+/// Appends `TokenIssued` for a secret's digest: the one way tokens come to be (the API, the
+/// widget's visitors, the first admin, `parley token create`).
+pub async fn issue(
+    service: &CommandService,
+    token_id: TokenId,
+    role: Role,
+    label: &str,
+    secret_sha256: String,
+    by: parley_domain::Actor,
+    metadata: &parley_eventlog::Metadata,
+) -> Result<Executed, ServiceError> {
+    service
+        .execute::<Token>(
+            &CommandService::stream::<Token>(token_id)?,
+            TokenCommand::Issue {
+                token_id,
+                role,
+                label: label.to_owned(),
+                secret_sha256,
+                by,
+                at: super::now(),
+            },
+            metadata,
+        )
+        .await
+}
+
+/// Issues a token with a new secret and waits until it works; the secret is answered once.
+pub(super) async fn mint(
+    state: &AppState,
+    role: Role,
+    label: &str,
+    by: parley_domain::Actor,
+    metadata: &parley_eventlog::Metadata,
+) -> Result<(TokenId, String, Executed), Problem> {
+    let secret = super::auth::new_secret().map_err(|e| Problem::internal(&e))?;
+    let token_id = TokenId(Uuid::now_v7());
+    let digest = super::auth::digest(&secret);
+    let executed = issue(&state.service, token_id, role, label, digest, by, metadata).await?;
+    state
+        .models
+        .wait_for(access::NAME, executed.position.0, APPLIED_WITHIN)
+        .await?;
+    Ok((token_id, secret, executed))
+}
+
+/// Answers holding a secret are never stored (by idempotency records or by caches).
+pub(super) const NO_STORE: [(axum::http::HeaderName, &str); 1] =
+    [(axum::http::header::CACHE_CONTROL, "no-store")];
+
+/// Mints a token (admins only). The answer carries `Cache-Control: no-store`: a retry with the
+/// same `Idempotency-Key` mints another token rather than replaying a stored secret.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = MintedToken), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -156,32 +208,20 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(request): Json<NewToken>,
-) -> Result<(StatusCode, Json<MintedToken>), Problem> {
+) -> Result<impl IntoResponse, Problem> {
     caller.require_admin()?;
-    let secret = super::auth::new_secret().map_err(|e| Problem::internal(&e))?;
-    let token_id = TokenId(Uuid::now_v7());
     let role: Role = request.role.into();
-    let executed = state
-        .service
-        .execute::<Token>(
-            &CommandService::stream::<Token>(token_id)?,
-            TokenCommand::Issue {
-                token_id,
-                role,
-                label: request.label.clone(),
-                secret_sha256: super::auth::digest(&secret),
-                by: caller.actor(),
-                at: super::now(),
-            },
-            &caller.metadata(),
-        )
-        .await?;
-    state
-        .models
-        .wait_for(access::NAME, executed.position.0, APPLIED_WITHIN)
-        .await?;
+    let (token_id, secret, executed) = mint(
+        &state,
+        role,
+        &request.label,
+        caller.actor(),
+        &caller.metadata(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(MintedToken {
             token_id: token_id.0,
             secret,

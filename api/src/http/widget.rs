@@ -19,7 +19,7 @@ use crate::problem::Problem;
 use crate::service::{CommandService, Executed, ServiceError};
 use axum::extract::State;
 use axum::http::StatusCode;
-use parley_domain::access::{Role, Token, TokenCommand, TokenId};
+use parley_domain::access::Role;
 use parley_domain::conversation::{
     Channel, Conversation, ConversationCommand, ConversationKind, MAX_SUBJECT_CHARS, MessageState,
     Participant, SendMessage, Start, Visibility,
@@ -29,10 +29,9 @@ use parley_domain::helpdesk::{HELP_DESK_ID, HelpDesk};
 use parley_domain::ids::{ConversationId, CustomerId, MessageId};
 use parley_domain::{Actor, Aggregate, DomainError};
 use parley_eventlog::{ActorKind, Metadata, Position, StreamId, StreamVersion};
+use parley_projections::customers;
 use parley_projections::detail::{self, ConversationView, MessageView, Viewer};
-use parley_projections::{access, customers};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -49,9 +48,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rate))
 }
 
-/// How long creating a visitor waits for the token read model, so the token works as soon as
-/// the answer arrives.
-const TOKEN_APPLIED_WITHIN: Duration = Duration::from_secs(10);
 /// Longest subject derived from a first message, in characters.
 const DERIVED_SUBJECT_CHARS: usize = 80;
 /// Conversations listed per page when the client does not say.
@@ -326,7 +322,7 @@ fn as_visitor(error: ServiceError) -> Problem {
 async fn create_visitor(
     State(state): State<AppState>,
     Json(request): Json<NewVisitor>,
-) -> Result<(StatusCode, Json<NewVisitorToken>), Problem> {
+) -> Result<impl axum::response::IntoResponse, Problem> {
     let identity = ChannelIdentity {
         channel: Channel::Widget,
         value: Uuid::now_v7().to_string(),
@@ -345,30 +341,18 @@ async fn create_visitor(
         .service
         .first_contact(identity, request.name, request.email, at, &metadata)
         .await?;
-    let secret = super::auth::new_secret().map_err(|e| Problem::internal(&e))?;
-    let token_id = TokenId(Uuid::now_v7());
-    let issued = state
-        .service
-        .execute::<Token>(
-            &CommandService::stream::<Token>(token_id)?,
-            TokenCommand::Issue {
-                token_id,
-                role: Role::Visitor { customer },
-                label: "widget visitor".to_owned(),
-                secret_sha256: super::auth::digest(&secret),
-                by: Actor::System,
-                at,
-            },
-            &metadata,
-        )
-        .await?;
-    state
-        .models
-        .wait_for(access::NAME, issued.position.0, TOKEN_APPLIED_WITHIN)
-        .await?;
+    let (token_id, secret, issued) = super::tokens::mint(
+        &state,
+        Role::Visitor { customer },
+        "widget visitor",
+        Actor::System,
+        &metadata,
+    )
+    .await?;
     tracing::info!(%customer, %token_id, "widget visitor created");
     Ok((
         StatusCode::CREATED,
+        super::tokens::NO_STORE,
         Json(NewVisitorToken {
             customer_id: customer.0,
             token: secret,

@@ -17,6 +17,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// An admin token's secret (given to the server as its configured admin token).
     pub admin: String,
+    /// Begins a graceful shutdown when sent (or dropped).
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
     _db: Option<ScratchDatabase>,
 }
@@ -24,34 +27,7 @@ pub struct TestApp {
 /// Starts the server on a fresh database. `None` when the backend is PostgreSQL and it is
 /// unreachable outside CI (the skip is announced loudly; under `CI=true` it fails instead).
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
-    let (url, dir, db) = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            let url = format!("sqlite://{}", dir.path().join("parley.db").display());
-            (url, Some(dir), None)
-        }
-        Backend::Postgres => {
-            let db = parley_eventlog::testing::postgres_database().await?;
-            (db.url.clone(), None, Some(db))
-        }
-    };
-    let admin = format!("parley_test_admin_{}", uuid_like());
-    let config = Config {
-        admin_token: Some(admin.clone()),
-        ..Config::for_tests(url)
-    };
-    let app = Application::build(&config)
-        .await
-        .expect("the server starts");
-    let address = format!("http://{}", app.local_addr().expect("bound address"));
-    tokio::spawn(app.run_until(std::future::pending()));
-    Some(TestApp {
-        address,
-        client: reqwest::Client::new(),
-        admin,
-        _dir: dir,
-        _db: db,
-    })
+    spawn_app_with(backend, |_| {}).await
 }
 
 /// A unique enough suffix without a UUID dependency.
@@ -65,6 +41,15 @@ fn uuid_like() -> String {
 }
 
 impl TestApp {
+    /// Shuts the server down gracefully; `true` if it stopped within `within`.
+    pub async fn shut_down(&mut self, within: std::time::Duration) -> bool {
+        drop(self.shutdown.take());
+        match self.served.take() {
+            Some(served) => tokio::time::timeout(within, served).await.is_ok(),
+            None => true,
+        }
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
@@ -166,11 +151,16 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         .await
         .expect("the server starts");
     let address = format!("http://{}", app.local_addr().expect("bound address"));
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(app.run_until(async move {
+        let _ = stop.await;
+    }));
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
         admin,
+        shutdown: Some(shutdown),
+        served: Some(served),
         _dir: dir,
         _db: db,
     })

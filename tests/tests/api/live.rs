@@ -338,6 +338,36 @@ async fn the_feed_pages_through_the_log(backend: Backend) {
     }
 }
 
+/// An open live stream does not hold the server up: shutting down ends it.
+async fn shutdown_ends_open_streams(backend: Backend) {
+    let Some(mut app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, agent) = app.support_agent().await;
+    let mut stream = app.get_as(&agent, "/api/v1/stream").await;
+    assert_eq!(stream.status(), 200);
+    assert!(
+        app.shut_down(Duration::from_secs(10)).await,
+        "the server stops although a live stream is open"
+    );
+    // The stream ended with the server.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended");
+}
+
+#[tokio::test]
+async fn shutdown_on_sqlite() {
+    shutdown_ends_open_streams(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn shutdown_on_postgres() {
+    shutdown_ends_open_streams(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn resume_on_sqlite() {
     the_stream_resumes_after_last_event_id(Backend::Sqlite).await;
