@@ -211,8 +211,27 @@ impl CommandService {
         StreamId::new(format!("{}-{id}", A::STREAM_PREFIX))
     }
 
-    /// Loads the aggregate: its state, version and the position of its last event.
-    pub async fn load<A: Aggregate>(
+    /// Loads the aggregate: its state, version and the position of its last event. A cached
+    /// state is answered when the stream's version (one indexed read) shows it is current;
+    /// otherwise the stream is read and folded.
+    pub async fn load<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        stream: &StreamId,
+    ) -> Result<(A, StreamVersion, Position), ServiceError> {
+        if let Some(cached) = self.cache.get::<A>(stream)
+            && self.log.stream_version(stream).await? == cached.1
+        {
+            return Ok(cached);
+        }
+        let (state, version, position) = self.read::<A>(stream).await?;
+        if version != StreamVersion::NONE {
+            self.cache.put(stream, state.clone(), version, position);
+        }
+        Ok((state, version, position))
+    }
+
+    /// Reads and folds the whole stream, ignoring the cache.
+    async fn read<A: Aggregate>(
         &self,
         stream: &StreamId,
     ) -> Result<(A, StreamVersion, Position), ServiceError> {
@@ -275,7 +294,7 @@ impl CommandService {
             let from_cache = cached.is_some();
             let (state, version, position) = match cached {
                 Some(cached) => cached,
-                None => self.load::<A>(stream).await?,
+                None => self.read::<A>(stream).await?,
             };
             if let Some(expected) = if_version.filter(|expected| *expected != version) {
                 if from_cache {

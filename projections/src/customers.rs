@@ -8,7 +8,7 @@
 use crate::feed::{Envelope, Event};
 use crate::runner::{Projection, Tables};
 use crate::store::{Dialect, StoreError, Tx, Value};
-use parley_domain::conversation::{Channel, ConversationEvent, ConversationKind};
+use parley_domain::conversation::{Channel, ConversationEvent, ConversationKind, Visibility};
 use parley_domain::customer::{ChannelIdentity, CustomerEvent};
 use parley_domain::ticket::TicketEvent;
 use serde::Serialize;
@@ -60,7 +60,8 @@ impl Projection for Customers {
         NAME
     }
     fn version(&self) -> i64 {
-        1
+        // 2: internal notes no longer count as an item's activity.
+        2
     }
     fn tables(&self) -> &'static [&'static str] {
         TABLES
@@ -122,7 +123,8 @@ impl Projection for Customers {
                                 )?;
                             }
                         }
-                        ConversationEvent::MessageSent(e) => {
+                        // Internal notes are not activity a customer could see.
+                        ConversationEvent::MessageSent(e) if e.visibility == Visibility::Public => {
                             changes.entry(id).or_default().activity = Some(e.at.0)
                         }
                         ConversationEvent::ConversationClosed(e) => {

@@ -9,8 +9,9 @@
 //!
 //! Who sees what on the staff stream: internal conversations only their participants;
 //! customer conversations the callers who see "from customers" (support agents, admins,
-//! integrations) and the agents taking part in or following them; tickets, customers and the
-//! help desk every staff caller (as their read routes do); token events nobody, ever. A stream
+//! integrations) and the agents taking part in or following them; customer records the callers
+//! who see "from customers"; tickets and the help desk every staff caller (as their read routes
+//! do); token events nobody, ever. A stream
 //! keeps a small cache of the conversations it has met (their participants, from the events it
 //! sees, loaded from the log for older ones), and ends when its token is revoked.
 //!
@@ -284,6 +285,8 @@ impl Audience for Staff {
                     (false, Some(_)) => Verdict::End,
                 }
             }
+            // Customer records, like their read routes, are for customer support only.
+            Event::Customer(..) if !self.caller.sees_from_customers() => Verdict::Skip,
             Event::Ticket(..) | Event::Customer(..) | Event::HelpDesk(..) => Verdict::Show,
             Event::Token(..) | Event::Other => Verdict::Skip,
         })

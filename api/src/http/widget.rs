@@ -155,7 +155,8 @@ pub struct ConversationSummary {
     pub status: String,
     /// Microseconds since the Unix epoch.
     pub started_at: i64,
-    /// Microseconds since the Unix epoch.
+    /// The latest public message or status change; internal notes never count. Microseconds
+    /// since the Unix epoch.
     pub last_activity_at: i64,
 }
 
@@ -189,7 +190,8 @@ pub struct WidgetConversation {
     pub status: String,
     /// Microseconds since the Unix epoch.
     pub started_at: i64,
-    /// Microseconds since the Unix epoch.
+    /// The latest public message (sent, edited or deleted), else the start; internal notes
+    /// never count. Microseconds since the Unix epoch.
     pub last_activity_at: i64,
     pub rating: Option<WidgetRating>,
     /// Oldest first.
@@ -222,13 +224,20 @@ pub struct WidgetMessage {
 impl From<ConversationView> for WidgetConversation {
     /// Only what a customer may see, whatever the read model adds one day.
     fn from(view: ConversationView) -> WidgetConversation {
+        let last_public = view
+            .messages
+            .iter()
+            .filter(|m| m.visibility == "public")
+            .flat_map(|m| [Some(m.sent_at), m.edited_at, m.deleted_at])
+            .flatten()
+            .max();
         WidgetConversation {
             conversation_id: view.conversation_id,
             channel: view.channel,
             subject: view.subject,
             status: view.status,
             started_at: view.started_at,
-            last_activity_at: view.last_activity_at,
+            last_activity_at: last_public.unwrap_or(view.started_at).max(view.started_at),
             rating: view.rating.map(|r| WidgetRating {
                 score: r.score,
                 comment: r.comment,

@@ -184,11 +184,24 @@ async fn agents_without_support_do_not_see_customer_conversations(backend: Backe
     visitor_writes(&app, &visitor, &id, "Hello?").await;
 
     let mut stream = EventStream::open(&app, &agent, "/api/v1/stream", Some(before)).await;
-    // The next event this agent may see is another customer's creation, not the chat.
-    let (other, _, _) = app.widget_visitor().await;
+    // Neither the chat nor customer records reach this agent: the next event it may see is a
+    // ticket's creation.
+    let _ = app.widget_visitor().await;
+    let ticket = app
+        .post_as(
+            &app.admin,
+            "/api/v1/tickets",
+            &json!({"title": "Printer on fire"}),
+        )
+        .await;
+    assert_eq!(ticket.status(), 201);
+    let ticket: Value = ticket.json().await.unwrap();
     let event = stream.next().await;
-    assert_eq!(event["type"], "CustomerCreated");
-    assert_eq!(event["stream"], format!("customer-{other}"));
+    assert_eq!(event["type"], "TicketCreated");
+    assert_eq!(
+        event["stream"],
+        format!("ticket-{}", ticket["id"].as_str().unwrap())
+    );
 
     let response = app
         .get_as(&agent, &format!("/api/v1/stream?conversation={id}"))
@@ -218,12 +231,21 @@ async fn internal_conversations_stream_to_their_members_only(backend: Backend) {
     let started: Value = response.json().await.unwrap();
     let id = started["id"].as_str().unwrap();
     let (customer, _, _) = app.widget_visitor().await;
+    let ticket = app
+        .post_as(
+            &app.admin,
+            "/api/v1/tickets",
+            &json!({"title": "After the chat"}),
+        )
+        .await;
+    assert_eq!(ticket.status(), 201);
 
     let started = to_ben.next().await;
     assert_eq!(started["type"], "ConversationStarted");
     assert_eq!(started["stream"], format!("conversation-{id}"));
     assert_eq!(to_ben.next().await["data"]["body"], "psst");
-    assert_eq!(to_ben.next().await["type"], "CustomerCreated");
+    // Ben, without the support flag, sees no customer records: the ticket comes next.
+    assert_eq!(to_ben.next().await["type"], "TicketCreated");
     // Carla sees every customer conversation, but not this one.
     let first = to_carla.next().await;
     assert_eq!(first["type"], "CustomerCreated");
