@@ -71,6 +71,37 @@ async fn start_server(url: &str) -> Result<Server, BenchError> {
     }
 }
 
+/// Waits until every read model has applied the whole log (`/health`).
+async fn wait_until_caught_up(server: &Server) -> Result<(), BenchError> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let health = expect(
+            client
+                .get(format!("{}/health", server.base))
+                .send()
+                .await
+                .map_err(http_error)?,
+            "reading /health",
+        )
+        .await?;
+        let head = health["log_head"].as_u64().unwrap_or(u64::MAX);
+        let behind = health["read_models"]
+            .as_object()
+            .is_none_or(|models| models.values().any(|p| p.as_u64() < Some(head)));
+        if !behind {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Invalid(
+                "the read models did not catch up within 600 s".into(),
+            ));
+        }
+        // Polling another process, which announces nothing.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One connection's identity and conversations.
 struct Agent {
     token: String,
@@ -235,6 +266,10 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
             .json(&json!({"body": "Thanks, the parcel left the warehouse this morning."}))
     })
     .await?;
+    // Reads are measured on read models that have applied every message.
+    let caught_up = Instant::now();
+    wait_until_caught_up(&server).await?;
+    let catch_up_secs = caught_up.elapsed().as_secs_f64();
     let get_base = base;
     let read = phase(&agents, args.events, move |client, agent, _| {
         client
@@ -261,6 +296,7 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     if let Some(pid) = server.child.id() {
         report["server_peak_rss_mb"] = json!(peak_rss_mb_of(&pid.to_string()));
     }
+    report["catch_up_secs"] = json!((catch_up_secs * 100.0).round() / 100.0);
     report["client_peak_rss_mb"] = json!(peak_rss_mb());
     drop(server);
     Ok(report)
