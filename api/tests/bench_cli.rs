@@ -122,7 +122,7 @@ fn bench_refuses_zero_events() {
 fn bench_rebuild_on_sqlite_rebuilds_every_read_model_and_times_the_inbox() {
     let report = bench(&["rebuild", "--events", "3000", "--writers", "4"]);
     assert_eq!(report["events"], 3000);
-    assert_eq!(report["read_models"], 6);
+    assert_eq!(report["read_models"], 7);
     assert_positive(
         &report,
         &[
@@ -138,4 +138,24 @@ fn bench_rebuild_on_sqlite_rebuilds_every_read_model_and_times_the_inbox() {
     {
         assert_eq!(figures["events"], 3000, "{name}");
     }
+}
+
+#[test]
+fn bench_http_posts_messages_and_reads_inboxes_through_the_real_server() {
+    let report = bench(&["http", "--events", "400", "--writers", "4"]);
+    assert_eq!(report["connections"], 4);
+    assert_eq!(report["post_message_requests"], 400);
+    assert_eq!(report["post_message_failures"], 0);
+    assert_eq!(report["get_inbox_requests"], 400);
+    assert_eq!(report["get_inbox_failures"], 0);
+    assert_positive(
+        &report,
+        &[
+            "post_message_per_sec",
+            "post_message_p99_ms",
+            "get_inbox_per_sec",
+            "get_inbox_p99_ms",
+            "server_peak_rss_mb",
+        ],
+    );
 }
