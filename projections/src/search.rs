@@ -280,6 +280,9 @@ pub struct SearchQuery {
     pub to: Option<i64>,
     /// Only conversations of these customers (a customer's history, merged ones included).
     pub customers: Vec<String>,
+    /// Only messages older than this `(sent_at, doc)` key: the key of the last hit of the
+    /// previous page ([`Hit::key`]).
+    pub before: Option<(i64, i64)>,
     pub limit: usize,
 }
 
@@ -292,6 +295,17 @@ pub struct Hit {
     pub visibility: String,
     /// Microseconds since the Unix epoch.
     pub sent_at: i64,
+    /// The message's place in the index, for paging.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub doc: i64,
+}
+
+impl Hit {
+    /// Where the next page starts: pass it as [`SearchQuery::before`].
+    pub fn key(&self) -> (i64, i64) {
+        (self.sent_at, self.doc)
+    }
 }
 
 /// Bad search input.
@@ -375,6 +389,12 @@ pub fn search(
         let p = push(to.into());
         clauses.push(format!("m.sent_at < {p}"));
     }
+    if let Some((sent_at, doc)) = query.before {
+        let (a, b) = (push(sent_at.into()), push(doc.into()));
+        clauses.push(format!(
+            "(m.sent_at < {a} OR (m.sent_at = {a} AND m.doc < {b}))"
+        ));
+    }
     match searcher {
         Searcher::Agent(agent) => {
             let p = push(format!("agent:{agent}").into());
@@ -405,7 +425,7 @@ pub fn search(
     }
     let limit = query.limit.clamp(1, 200);
     let sql = format!(
-        "SELECT m.conversation_id, m.message_id, c.subject, m.visibility, m.sent_at
+        "SELECT m.conversation_id, m.message_id, c.subject, m.visibility, m.sent_at, m.doc
          FROM {from} JOIN {{p}}conversations c ON c.conversation_id = m.conversation_id
          WHERE {} ORDER BY m.sent_at DESC, m.doc DESC LIMIT {limit}",
         clauses.join(" AND ")
@@ -419,6 +439,7 @@ pub fn search(
                 subject: r.text(2)?,
                 visibility: r.text(3)?,
                 sent_at: r.i64(4)?,
+                doc: r.i64(5)?,
             })
         })
         .collect()

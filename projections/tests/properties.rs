@@ -62,7 +62,11 @@ async fn incremental_equals_rebuild(
         let rebuilt = w.models.rebuild(name, |_| {}).await.unwrap();
         assert_eq!(rebuilt.generation, 2);
         let after = w.models.dump(name).await.unwrap();
-        assert!(!after.is_empty(), "{name} is empty");
+        // The workload mints no API tokens: only the access read model may be empty.
+        assert!(
+            !after.is_empty() || *name == parley_projections::access::NAME,
+            "{name} is empty"
+        );
         assert_same_rows(name, ("incremental", &before), ("rebuild", &after));
     }
 }

@@ -615,9 +615,10 @@ async fn customer_history(
                 from,
                 to,
                 customers: set,
+                before: None,
                 limit: SEARCH_MAX,
             };
-            let hits = search_visible(&state, &caller, params.position, query, words).await?;
+            let (hits, _) = search_visible(&state, &caller, params.position, query, words).await?;
             items.retain(|item| {
                 item.kind == "conversation" && hits.iter().any(|h| h.conversation_id == item.id)
             });
@@ -652,12 +653,25 @@ pub struct SearchParams {
     pub to: Option<i64>,
     /// At most this many messages (1..=200, default 50).
     pub limit: Option<usize>,
+    /// From a previous answer's `next_cursor`: the next (older) page.
+    pub cursor: Option<String>,
 }
 
 /// Messages found, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResults {
     pub hits: Vec<search::Hit>,
+    /// Pass as `cursor` for older messages; absent when there are none.
+    pub next_cursor: Option<String>,
+}
+
+fn search_cursor(cursor: &str) -> Result<(i64, i64), Problem> {
+    let bad = || Problem::bad_request("cursor: not one this server gave");
+    let (sent_at, doc) = cursor.split_once('.').ok_or_else(bad)?;
+    Ok((
+        sent_at.parse().map_err(|_| bad())?,
+        doc.parse().map_err(|_| bad())?,
+    ))
 }
 
 /// Messages a search answers when the caller names no limit.
@@ -689,21 +703,35 @@ async fn search_messages(
         from: params.from,
         to: params.to,
         customers: Vec::new(),
-        limit,
+        before: params.cursor.as_deref().map(search_cursor).transpose()?,
+        // One more than asked: whether there is a next page.
+        limit: limit + 1,
     };
-    let hits = search_visible(&state, &caller, params.position, query, words).await?;
-    Ok(Json(SearchResults { hits }))
+    let (mut hits, scanned_to) =
+        search_visible(&state, &caller, params.position, query, words).await?;
+    let next_cursor = if hits.len() > limit {
+        hits.truncate(limit);
+        hits.last().map(search::Hit::key)
+    } else {
+        scanned_to
+    };
+    Ok(Json(SearchResults {
+        hits,
+        next_cursor: next_cursor.map(|(sent_at, doc)| format!("{sent_at}.{doc}")),
+    }))
 }
 
 /// Runs `query` as the caller: agents without the support flag keep only the conversations
 /// they take part in (the search is then asked for its largest answer, cut to the limit after).
+/// With the hits comes, when that filtering left fewer than asked although the index had more,
+/// the key the next page must start before (the last message scanned).
 async fn search_visible(
     state: &AppState,
     caller: &Caller,
     position: Option<u64>,
     mut query: search::SearchQuery,
     words: Vec<String>,
-) -> Result<Vec<search::Hit>, Problem> {
+) -> Result<(Vec<search::Hit>, Option<(i64, i64)>), Problem> {
     let searcher = search::Searcher::Agent(viewer(caller));
     let limit = query.limit;
     let member_only = !caller.sees_from_customers();
@@ -713,12 +741,16 @@ async fn search_visible(
     let participant = format!("agent:{}", viewer(caller));
     read(state, search::NAME, position, move |tx, t| {
         let mut hits = search::search(tx, t, &searcher, &query, &words)?;
+        let mut scanned_to = None;
         if member_only {
+            if hits.len() >= SEARCH_MAX {
+                scanned_to = hits.last().map(search::Hit::key);
+            }
             let mine = taking_part(tx, t, &participant, &hits)?;
             hits.retain(|hit| mine.contains(&hit.conversation_id));
             hits.truncate(limit);
         }
-        Ok(hits)
+        Ok((hits, scanned_to))
     })
     .await
 }

@@ -663,6 +663,38 @@ async fn detail_and_search_follow_who_takes_part(backend: Backend) {
     );
     let hits = search(&ana_agent, "VIP").await;
     assert_eq!(hits[0]["message_id"], note["id"]);
+
+    // Pages of one: the two refund messages, newest first, then nothing more.
+    let first = get_json(
+        &app,
+        &carol,
+        &format!("/api/v1/search?q=refund&limit=1&position={position}"),
+        200,
+    )
+    .await;
+    assert_eq!(first["hits"].as_array().unwrap().len(), 1);
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let second = get_json(
+        &app,
+        &carol,
+        &format!("/api/v1/search?q=refund&limit=1&cursor={cursor}"),
+        200,
+    )
+    .await;
+    assert_eq!(second["hits"].as_array().unwrap().len(), 1);
+    assert_ne!(
+        second["hits"][0]["message_id"],
+        first["hits"][0]["message_id"]
+    );
+    assert!(second["next_cursor"].is_null(), "{second}");
+    expect_problem(
+        &app,
+        &carol,
+        "/api/v1/search?q=refund&cursor=nonsense",
+        400,
+        "bad-request",
+    )
+    .await;
 }
 
 async fn tickets_show_in_detail_and_the_notifier(backend: Backend) {
