@@ -241,12 +241,6 @@ pub struct SqliteStore {
 
 const SQLITE_READERS_KEPT: usize = 4;
 
-/// Read models' files are memory-mapped (up to this size): SQLite discards a connection's page
-/// cache whenever another connection has written, which live feeding does all the time, and
-/// refetching a page from the map costs neither a system call nor an allocation. Mapped pages
-/// are the operating system's page cache, shared by all connections.
-const MMAP_BYTES: i64 = 1 << 30;
-
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -264,7 +258,6 @@ impl SqliteStore {
         // reach the database file once per checkpoint, not once per batch.
         writer.pragma_update(None, "wal_autocheckpoint", 8192)?;
         writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
-        writer.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         writer.set_prepared_statement_cache_capacity(256);
         Ok(SqliteStore {
             path: path.to_owned(),
@@ -282,7 +275,6 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         conn.set_prepared_statement_cache_capacity(128);
         Ok(conn)
     }
