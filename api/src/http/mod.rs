@@ -131,6 +131,19 @@ impl CommandReply {
     }
 }
 
+/// A cursor of a list ordered by (time, id): `<microseconds>.<uuid>`.
+pub(crate) fn time_id_cursor(at: i64, id: impl std::fmt::Display) -> String {
+    format!("{at}.{id}")
+}
+
+/// Reads a [`time_id_cursor`]; 400 for anything else.
+pub(crate) fn parse_time_id_cursor(cursor: &str) -> Result<(i64, String), Problem> {
+    let bad = || Problem::bad_request("cursor is not one this server gave");
+    let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
+    let id = uuid::Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
+}
+
 /// The current time as the domain takes it (the domain reads no clock).
 pub fn now() -> parley_domain::Timestamp {
     parley_domain::Timestamp(parley_eventlog::Timestamp::now().as_micros())

@@ -246,7 +246,11 @@ async fn list(
     if !(1..=200).contains(&limit) {
         return Err(Problem::bad_request("limit must be between 1 and 200"));
     }
-    let after = params.cursor.as_deref().map(parse_cursor).transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(super::parse_time_id_cursor)
+        .transpose()?;
     let mut tokens = state
         .models
         .query(access::NAME, move |tx, t| {
@@ -257,7 +261,7 @@ async fn list(
         tokens.truncate(limit);
         tokens
             .last()
-            .map(|last| format!("{}.{}", last.issued_at, last.token_id))
+            .map(|last| super::time_id_cursor(last.issued_at, &last.token_id))
     } else {
         None
     };
@@ -265,13 +269,6 @@ async fn list(
         tokens: tokens.into_iter().map(TokenInfo::from).collect(),
         next_cursor,
     }))
-}
-
-fn parse_cursor(cursor: &str) -> Result<(i64, String), Problem> {
-    let bad = || Problem::bad_request("cursor is not one this server gave");
-    let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
 /// Revokes a token (admins only); it stops working at once on this node and within a second

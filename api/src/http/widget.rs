@@ -514,7 +514,11 @@ async fn list(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let after = params.cursor.as_deref().map(parse_cursor).transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(super::parse_time_id_cursor)
+        .transpose()?;
     state.caught_up(customers::NAME, params.position).await?;
     let me = customer.to_string();
     let items = state
@@ -547,7 +551,7 @@ async fn list(
         conversations.truncate(limit);
         conversations
             .last()
-            .map(|last| format!("{}.{}", last.last_activity_at, last.conversation_id))
+            .map(|last| super::time_id_cursor(last.last_activity_at, &last.conversation_id))
     } else {
         None
     };
@@ -555,13 +559,6 @@ async fn list(
         conversations,
         next_cursor,
     }))
-}
-
-fn parse_cursor(cursor: &str) -> Result<(i64, String), Problem> {
-    let bad = || Problem::bad_request("cursor is not one this server gave");
-    let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
 /// One of the visitor's conversations with its public messages. Internal notes, internal

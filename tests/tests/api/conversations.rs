@@ -666,20 +666,6 @@ async fn the_routes_are_documented(backend: Backend) {
     assert!(params.contains(&("If-Match", "header")), "{params:?}");
 }
 
-macro_rules! on_both_backends {
-    ($($scenario:ident => $sqlite:ident, $postgres:ident;)+) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $scenario(Backend::Sqlite).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            $scenario(Backend::Postgres).await;
-        }
-    )+};
-}
-
 on_both_backends! {
     a_customer_conversation_from_reply_to_spam => journey_on_sqlite, journey_on_postgres;
     agents_hand_a_conversation_over => handover_on_sqlite, handover_on_postgres;

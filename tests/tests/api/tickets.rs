@@ -1023,20 +1023,6 @@ async fn the_routes_are_documented(backend: Backend) {
     assert_eq!(ids.len(), count, "operation ids are unique");
 }
 
-macro_rules! on_both_backends {
-    ($($scenario:ident => $sqlite:ident, $postgres:ident;)+) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $scenario(Backend::Sqlite).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            $scenario(Backend::Postgres).await;
-        }
-    )+};
-}
-
 on_both_backends! {
     a_ticket_lives_through_its_status_flow =>
         ticket_lifecycle_on_sqlite, ticket_lifecycle_on_postgres;

@@ -782,20 +782,6 @@ async fn views_are_documented() {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($scenario:ident => $sqlite:ident, $postgres:ident;)+) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $scenario(Backend::Sqlite).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            $scenario(Backend::Postgres).await;
-        }
-    )+};
-}
-
 on_both_backends! {
     from_customers_is_for_support_agents => views_from_customers_on_sqlite, views_from_customers_on_postgres;
     bad_parameters_are_400s => views_bad_parameters_on_sqlite, views_bad_parameters_on_postgres;
