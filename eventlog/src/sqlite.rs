@@ -48,6 +48,13 @@ impl SqliteLog {
                 "{url} (an in-memory SQLite log cannot be shared by its connections)"
             )));
         }
+        // A first run creates the file, and the directories it is to live in.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                let detail = format!("cannot create {}: {e}", parent.display());
+                LogError::Storage(sqlx::Error::Io(std::io::Error::new(e.kind(), detail)))
+            })?;
+        }
         let mut migrator = sqlx_options.connect().await?;
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut migrator)
