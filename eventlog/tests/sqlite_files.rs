@@ -1,6 +1,6 @@
 //! Where an SQLite log lives: a first run creates the file and the directories it is to live in.
 
-use parley_eventlog::{EventLog, LogOptions, Position};
+use parley_eventlog::{LogOptions, Position};
 
 #[tokio::test]
 async fn a_first_run_creates_the_missing_directories() {
