@@ -27,79 +27,92 @@ impl Drop for Server {
     }
 }
 
+/// What `parley serve` logs once its listener is bound; requests sent from then on wait in the
+/// listener's backlog until it serves (after its admin token is loaded).
+const SERVING: &str = "parley is serving";
+
 async fn start_server(url: &str) -> Result<Server, BenchError> {
+    use tokio::io::AsyncBufReadExt;
+
     // A free port: bind, read it, release it for the child.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let admin = crate::http::auth::new_secret()
         .map_err(|e| BenchError::Invalid(format!("no random numbers: {e}")))?;
-    let child = tokio::process::Command::new(std::env::current_exe()?)
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .args(["--database-url", url, "--rate-limit", "0"])
         .env("PARLEY_ADMIN_TOKEN", &admin)
-        .env("PARLEY_LOG", "warn")
+        // Warnings, and the command line's own lines ("parley is serving").
+        .env("PARLEY_LOG", "warn,parley_api::cli=info")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    let server = Server {
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| BenchError::Invalid("the server's standard error is not piped".into()))?;
+    // Passes the server's log lines on, and tells when it is serving.
+    let (serving, started) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut serving = Some(serving);
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{line}");
+            if line.contains(SERVING)
+                && let Some(serving) = serving.take()
+            {
+                let _ = serving.send(());
+            }
+        }
+    });
+    if started.await.is_err() {
+        return Err(BenchError::Invalid(
+            "the server stopped before serving".into(),
+        ));
+    }
+    Ok(Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
         admin,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // The server accepts requests once its admin token is loaded.
-        let ready = client
-            .get(format!("{}/api/v1/tokens/me", server.base))
-            .bearer_auth(&server.admin)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return Ok(server);
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Invalid(
-                "the server did not start within 60 s".into(),
-            ));
-        }
-        // Polling a child process that cannot announce readiness.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
 }
 
-/// Waits until every read model has applied the whole log (`/health`).
-async fn wait_until_caught_up(server: &Server) -> Result<(), BenchError> {
+/// Waits until the inbox read model has applied the whole log: a read with `?position=` at
+/// the log's head, which the server answers once it has (or with 503 `lagging` after waiting
+/// a few seconds, and then it is asked again).
+async fn wait_until_caught_up(server: &Server, agent: &Agent) -> Result<(), BenchError> {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let health = expect(
-            client
-                .get(format!("{}/health", server.base))
-                .send()
-                .await
-                .map_err(http_error)?,
-            "reading /health",
-        )
-        .await?;
-        let head = health["log_head"].as_u64().unwrap_or(u64::MAX);
-        let behind = health["read_models"]
-            .as_object()
-            .is_none_or(|models| models.values().any(|p| p.as_u64() < Some(head)));
-        if !behind {
-            return Ok(());
+    let health = expect(
+        client
+            .get(format!("{}/health", server.base))
+            .send()
+            .await
+            .map_err(http_error)?,
+        "reading /health",
+    )
+    .await?;
+    let head = health["log_head"].as_u64().unwrap_or_default();
+    let url = format!(
+        "{}/api/v1/inbox/from-customers?limit=1&position={head}",
+        server.base
+    );
+    for _ in 0..120 {
+        let response = client
+            .get(&url)
+            .bearer_auth(&agent.token)
+            .send()
+            .await
+            .map_err(http_error)?;
+        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return expect(response, "waiting for the inbox").await.map(drop);
         }
-        if Instant::now() > deadline {
-            return Err(BenchError::Invalid(
-                "the read models did not catch up within 600 s".into(),
-            ));
-        }
-        // Polling another process, which announces nothing.
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Err(BenchError::Invalid(
+        "the inbox did not catch up with the log".into(),
+    ))
 }
 
 /// One connection's identity and conversations.
@@ -266,9 +279,9 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
             .json(&json!({"body": "Thanks, the parcel left the warehouse this morning."}))
     })
     .await?;
-    // Reads are measured on read models that have applied every message.
+    // Reads are measured on an inbox that has applied every message.
     let caught_up = Instant::now();
-    wait_until_caught_up(&server).await?;
+    wait_until_caught_up(&server, &agents[0]).await?;
     let catch_up_secs = caught_up.elapsed().as_secs_f64();
     let get_base = base;
     let read = phase(&agents, args.events, move |client, agent, _| {

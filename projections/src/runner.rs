@@ -23,13 +23,6 @@ use tokio::sync::watch;
 
 /// Events per transaction while following the log.
 const LIVE_BATCH: usize = 2_000;
-/// Under a steady stream of appends, live feeding would commit a transaction per handful of
-/// events; after a batch smaller than [`LIVE_FULL`], it lets events gather for this long, so
-/// each commit carries more of them. It bounds how much later than the append a read model
-/// shows an event (read-your-writes waits for it), and costs nothing while the log is idle.
-const LIVE_GATHER: Duration = Duration::from_millis(5);
-/// A batch at least this large is followed by the next one at once.
-const LIVE_FULL: usize = 256;
 /// Events per read while rebuilding.
 const REBUILD_BATCH: usize = 10_000;
 /// Events per transaction while rebuilding (memory stays bounded by this).
@@ -759,7 +752,6 @@ impl ReadModels {
         let mut feed = Subscription::new(self.log.clone(), Position(start as u64), LIVE_BATCH);
         loop {
             let events = feed.next_batch().await?;
-            let gather = events.len() < LIVE_FULL;
             let reached = self.apply_live(entry, events).await?;
             if reached as u64 > feed.position().0 {
                 // A swap moved the checkpoint past what this feed has read: skip ahead.
@@ -771,9 +763,6 @@ impl ReadModels {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
-            if gather {
-                tokio::time::sleep(LIVE_GATHER).await;
-            }
         }
     }
 

@@ -17,7 +17,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,8 +37,9 @@ pub const APPEND_DURATION: &str = "parley_append_duration_seconds";
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// How often histograms are folded into their buckets between scrapes (bounds memory).
-const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// Requests between two foldings of the histograms' raw samples into their buckets (a
+/// scrape folds them too): memory stays bounded by this many samples, with no timer thread.
+const UPKEEP_EVERY_REQUESTS: u64 = 4096;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -64,18 +66,6 @@ pub fn recorder() -> &'static PrometheusHandle {
         match metrics::set_global_recorder(recorder) {
             Ok(()) => describe(),
             Err(error) => tracing::warn!(%error, "another metrics recorder is installed"),
-        }
-        let upkeep = handle.clone();
-        let spawned = std::thread::Builder::new()
-            .name("metrics-upkeep".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(UPKEEP_EVERY);
-                    upkeep.run_upkeep();
-                }
-            });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "no metrics upkeep thread; histograms fold at scrapes only");
         }
         handle
     })
@@ -120,6 +110,11 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     ];
     metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
     metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    static RECORDED: AtomicU64 = AtomicU64::new(0);
+    if RECORDED.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY_REQUESTS == UPKEEP_EVERY_REQUESTS - 1
+    {
+        recorder().run_upkeep();
+    }
     response
 }
 
