@@ -201,8 +201,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP surface, without a listener: tests can drive it in-process.
 pub fn router(state: AppState) -> Router {
-    let (routes, _) = documented().split_for_parts();
-    let api = Arc::new(openapi());
+    let (routes, mut api) = documented().split_for_parts();
+    idempotency::document(&mut api);
+    let api = Arc::new(api);
     let body_limit = state.settings.body_limit;
     // Installed before the first request, so that every request is counted.
     ops::recorder();

@@ -189,3 +189,24 @@ impl TestApp {
         )
     }
 }
+
+/// Asserts the status and answers the JSON body (printed when the status is not the one
+/// expected; `Null` for a body that is not JSON).
+pub async fn expect(response: reqwest::Response, status: u16) -> serde_json::Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    assert_eq!(got, status, "unexpected answer: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// Asserts a problem+json answer of `status` and `kind` that names its request.
+pub async fn problem(response: reqwest::Response, status: u16, kind: &str) -> serde_json::Value {
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body = expect(response, status).await;
+    assert_eq!(body["type"], format!("urn:parley:problem:{kind}"), "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
+    body
+}

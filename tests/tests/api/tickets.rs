@@ -2,29 +2,9 @@
 //! social tickets created from inbound messages (with their customer), WhatsApp's reply
 //! window, customer merges, the help-desk switch and settings, and the refusals.
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, expect, problem, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// Asserts the status and answers the JSON body (printed when the status is not the one
-/// expected).
-async fn expect(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    assert_eq!(got, status, "unexpected answer: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// Asserts a problem+json answer of `status` and `kind`.
-async fn problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body = expect(response, status).await;
-    assert_eq!(body["type"], format!("urn:parley:problem:{kind}"), "{body}");
-    body
-}
 
 /// A fresh UUID-shaped id (tests have no UUID dependency).
 fn new_id() -> String {

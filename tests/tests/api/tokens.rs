@@ -1,19 +1,7 @@
 //! Tokens: minting, who-am-I, listing, revocation, and refusals that leak nothing.
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, problem, spawn_app};
 use serde_json::json;
-
-async fn problem(response: reqwest::Response, status: u16, kind: &str) -> serde_json::Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: serde_json::Value = response.json().await.expect("a problem body");
-    assert_eq!(body["type"], format!("urn:parley:problem:{kind}"));
-    assert!(body["request_id"].is_string(), "{body}");
-    body
-}
 
 async fn an_admin_mints_and_revokes_tokens(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
