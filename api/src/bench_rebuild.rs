@@ -109,27 +109,17 @@ async fn measure(url: &str, args: &BenchArgs) -> Result<serde_json::Value, Bench
         .await
         .map_err(view)?;
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    // As many rebuilds at once as there are cores: more only makes them contend.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let slots = Arc::new(tokio::sync::Semaphore::new(cores));
-    for name in models.names() {
-        let models = models.clone();
-        let name = *name;
-        let slots = slots.clone();
-        tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            let one = Instant::now();
-            let rebuilt = models.rebuild(name, |_| {}).await?;
-            Ok::<_, ViewError>((name, rebuilt.events, one.elapsed().as_secs_f64()))
-        });
-    }
+    // One pass over the log feeds every rebuild, as `parley rebuild all` does.
     let mut per_projection = serde_json::Map::new();
-    while let Some(done) = tasks.join_next().await {
-        let (name, events, secs) = done?.map_err(view)?;
+    for rebuilt in models
+        .rebuild_many(models.names(), |_| {})
+        .await
+        .map_err(view)?
+    {
+        let rebuilt = rebuilt.map_err(view)?;
         per_projection.insert(
-            name.to_owned(),
-            json!({ "events": events, "secs": round2(secs) }),
+            rebuilt.projection.to_owned(),
+            json!({ "events": rebuilt.events, "secs": round2(rebuilt.elapsed.as_secs_f64()) }),
         );
     }
     let elapsed = started.elapsed().as_secs_f64();

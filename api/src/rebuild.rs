@@ -6,7 +6,6 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use parley_eventlog::LogOptions;
 use parley_projections::{ReadModels, ViewError};
-use std::time::Instant;
 
 #[derive(Debug, Clone, Args)]
 pub struct RebuildArgs {
@@ -51,71 +50,77 @@ pub async fn run(args: RebuildArgs) -> Result<(), RebuildError> {
             }
         }
     };
+    let mut before = Vec::new();
+    if args.verify {
+        for name in &targets {
+            before.push(models.dump(name).await?);
+        }
+    }
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template(
         "{prefix:>10} [{bar:30}] {pos}/{len} positions  {per_sec}  ETA {eta}  {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let mut tasks = tokio::task::JoinSet::new();
-    // As many rebuilds at once as there are cores: more only makes them contend.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cores));
-    for name in targets {
-        let slots = slots.clone();
-        let bar = bars.add(
-            ProgressBar::new(0)
-                .with_style(style.clone())
-                .with_prefix(name),
-        );
-        let models = models.clone();
-        let verify = args.verify;
-        tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            let before = if verify {
-                Some(models.dump(name).await?)
-            } else {
-                None
-            };
-            let started = Instant::now();
-            let rebuilt = models
-                .rebuild(name, |p| {
-                    bar.set_length(p.target);
-                    bar.set_position(p.done);
-                })
-                .await?;
-            let seconds = started.elapsed().as_secs_f64().max(1e-6);
-            let summary = format!(
-                "generation {}: {} events in {:.1}s ({:.0} events/s)",
-                rebuilt.generation,
-                rebuilt.events,
-                seconds,
-                rebuilt.events as f64 / seconds
-            );
-            if bar.is_hidden() {
-                // No terminal to draw on (a script, a log file): one line per read model.
-                eprintln!("{name}: {summary}");
+    let progress_bars: Vec<ProgressBar> = targets
+        .iter()
+        .map(|name| {
+            bars.add(
+                ProgressBar::new(0)
+                    .with_style(style.clone())
+                    .with_prefix(*name),
+            )
+        })
+        .collect();
+    // One pass over the log feeds every rebuild.
+    let outcomes = models
+        .rebuild_many(&targets, |p| {
+            if let Some(i) = targets.iter().position(|name| *name == p.projection) {
+                progress_bars[i].set_length(p.target);
+                progress_bars[i].set_position(p.done);
             }
-            bar.finish_with_message(summary);
-            if let Some(before) = before {
-                if before != models.dump(name).await? {
-                    return Err(RebuildError::Differs(name.to_owned()));
-                }
-                eprintln!("{name}: the rebuilt rows equal the rows they replace");
-            }
-            Ok::<_, RebuildError>(())
-        });
-    }
+        })
+        .await;
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            log.close().await;
+            return Err(error.into());
+        }
+    };
     let mut outcome = Ok(());
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => outcome = Err(error),
-            Err(join) => {
-                outcome = Err(RebuildError::View(ViewError::Store(
-                    parley_projections::StoreError::Task(join.to_string()),
-                )))
+    for (i, rebuilt) in outcomes.into_iter().enumerate() {
+        let (name, bar) = (targets[i], &progress_bars[i]);
+        let rebuilt = match rebuilt {
+            Ok(rebuilt) => rebuilt,
+            Err(error) => {
+                bar.abandon_with_message(error.to_string());
+                if bar.is_hidden() {
+                    eprintln!("{name}: {error}");
+                }
+                outcome = Err(error.into());
+                continue;
             }
+        };
+        let seconds = rebuilt.elapsed.as_secs_f64().max(1e-6);
+        let summary = format!(
+            "generation {}: {} events in {:.1}s ({:.0} events/s)",
+            rebuilt.generation,
+            rebuilt.events,
+            seconds,
+            rebuilt.events as f64 / seconds
+        );
+        if bar.is_hidden() {
+            // No terminal to draw on (a script, a log file): one line per read model.
+            eprintln!("{name}: {summary}");
+        }
+        bar.finish_with_message(summary);
+        if let Some(before) = before.get(i) {
+            if *before != models.dump(name).await? {
+                outcome = Err(RebuildError::Differs(name.to_owned()));
+                continue;
+            }
+            eprintln!("{name}: the rebuilt rows equal the rows they replace");
         }
     }
     log.close().await;

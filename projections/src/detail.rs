@@ -225,11 +225,19 @@ struct Statements {
     unlink: String,
     insert_entry: String,
     entry_delivery: String,
+    load_conversation: String,
+    load_ticket: String,
 }
 
 impl Statements {
     fn new(t: &Tables) -> Self {
         Statements {
+            load_conversation: t.sql(&format!(
+                "SELECT {CONV_COLUMNS} FROM {{p}}conversations WHERE conversation_id = $1"
+            )),
+            load_ticket: t.sql(&format!(
+                "SELECT {TICKET_COLUMNS} FROM {{p}}tickets WHERE ticket_id = $1"
+            )),
             insert_message: t.sql(
                 "INSERT INTO {p}messages (conversation_id, seq, message_id, author, body,
                     visibility, attachments, mentions, quote_of, sent_at)
@@ -313,10 +321,8 @@ fn load_once<'m, R: Clone>(
 
 impl Batch<'_> {
     fn conv_row(&mut self, tx: &mut dyn Tx, id: &str) -> Result<&mut Option<ConvRow>, StoreError> {
-        let sql = self.t.sql(&format!(
-            "SELECT {CONV_COLUMNS} FROM {{p}}conversations WHERE conversation_id = $1"
-        ));
-        load_once(&mut self.conversations, tx, &sql, id, read_conv)
+        let sql = &self.sql.load_conversation;
+        load_once(&mut self.conversations, tx, sql, id, read_conv)
     }
 
     fn ticket_row(
@@ -324,10 +330,8 @@ impl Batch<'_> {
         tx: &mut dyn Tx,
         id: &str,
     ) -> Result<&mut Option<TicketRow>, StoreError> {
-        let sql = self.t.sql(&format!(
-            "SELECT {TICKET_COLUMNS} FROM {{p}}tickets WHERE ticket_id = $1"
-        ));
-        load_once(&mut self.tickets, tx, &sql, id, read_ticket)
+        let sql = &self.sql.load_ticket;
+        load_once(&mut self.tickets, tx, sql, id, read_ticket)
     }
 
     fn conversation(

@@ -27,6 +27,15 @@ const LIVE_BATCH: usize = 2_000;
 const REBUILD_BATCH: usize = 10_000;
 /// Events per transaction while rebuilding (memory stays bounded by this).
 const REBUILD_TX_EVENTS: usize = 20_000;
+/// Decoded stretches a rebuild may have waiting while the others catch up.
+const REBUILD_QUEUE: usize = 2;
+
+/// One decoded stretch of the log, shared by the rebuilds of one pass.
+struct Stretch {
+    events: Vec<Envelope>,
+    /// The position of its last event.
+    last: i64,
+}
 /// The advisory lock a leader holds for as long as it runs the projections (PostgreSQL).
 const LEADER_LOCK_KEY: i64 = 0x7061_726c_6579_0002;
 /// The advisory lock that serialises schema changes between processes (PostgreSQL).
@@ -188,6 +197,8 @@ pub struct Rebuilt {
     pub generation: i64,
     pub position: u64,
     pub events: u64,
+    /// From the start of the rebuild to its swap.
+    pub elapsed: Duration,
 }
 
 struct Entry {
@@ -812,12 +823,126 @@ impl ReadModels {
     pub async fn rebuild(
         &self,
         name: &str,
-        mut progress: impl FnMut(Progress),
+        progress: impl FnMut(Progress),
     ) -> Result<Rebuilt, ViewError> {
+        self.rebuild_many(&[name], progress)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(ViewError::UnknownProjection(name.to_owned())))
+    }
+
+    /// Rebuilds several read models in one pass over the log: every stretch of it is read and
+    /// decoded once and handed to each rebuild, which applies it to its own shadow tables on a
+    /// thread of its own (a slow one holds the reader back by at most [`REBUILD_QUEUE`]
+    /// stretches). Answers each rebuild's outcome in the order of `names`; the outer error is
+    /// the log's (or an unknown name), which stops them all.
+    pub async fn rebuild_many(
+        &self,
+        names: &[&str],
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Vec<Result<Rebuilt, ViewError>>, ViewError> {
+        let projections = names
+            .iter()
+            .map(|name| Ok(self.entry(name)?.projection.clone()))
+            .collect::<Result<Vec<_>, ViewError>>()?;
+        let target = self.log.head().await?.0;
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut feeds = Vec::new();
+        let mut tasks = Vec::new();
+        for projection in &projections {
+            let (feed, stretches) = tokio::sync::mpsc::channel(REBUILD_QUEUE);
+            feeds.push(Some(feed));
+            let models = self.clone();
+            let progress = progress_tx.clone();
+            let name = projection.name();
+            tasks.push(tokio::spawn(async move {
+                models.rebuild_from(name, target, stretches, progress).await
+            }));
+        }
+        drop(progress_tx);
+
+        let log = self.log.clone();
+        let reader = async move {
+            let mut done = 0u64;
+            while done < target {
+                let mut pages = Vec::new();
+                let mut read = 0;
+                let mut after = done;
+                while read < REBUILD_TX_EVENTS {
+                    let page = log.read_all(Position(after), REBUILD_BATCH).await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.position.0;
+                    read += page.len();
+                    pages.push(page);
+                }
+                if pages.is_empty() {
+                    break;
+                }
+                let wanted = projections.clone();
+                let events = tokio::task::spawn_blocking(move || {
+                    let mut events = Vec::with_capacity(read);
+                    for page in &pages {
+                        events.extend(decode_wanted(page, |stream, event_type| {
+                            wanted.iter().any(|p| p.wants(stream, event_type))
+                        })?);
+                    }
+                    Ok::<_, FeedError>(events)
+                })
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??;
+                let stretch = Arc::new(Stretch {
+                    events,
+                    last: after as i64,
+                });
+                for feed in &mut feeds {
+                    let open = match feed {
+                        Some(sender) => sender.send(Some(stretch.clone())).await.is_ok(),
+                        None => false,
+                    };
+                    if !open {
+                        // That rebuild has failed; it reports why itself.
+                        *feed = None;
+                    }
+                }
+                if feeds.iter().all(Option::is_none) {
+                    break;
+                }
+                done = after;
+            }
+            // The end of the log as it was when the rebuilds began: each may swap.
+            for sender in feeds.iter().flatten() {
+                let _ = sender.send(None).await;
+            }
+            Ok::<_, ViewError>(())
+        };
+        let report = async move {
+            while let Some(reached) = progress_rx.recv().await {
+                progress(reached);
+            }
+        };
+        let (read, ()) = tokio::join!(reader, report);
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(
+                task.await
+                    .unwrap_or_else(|e| Err(StoreError::Task(e.to_string()).into())),
+            );
+        }
+        read?;
+        Ok(outcomes)
+    }
+
+    /// One rebuild of a shared pass: a new generation filled from `stretches`, then swapped in.
+    async fn rebuild_from(
+        &self,
+        name: &'static str,
+        target: u64,
+        mut stretches: tokio::sync::mpsc::Receiver<Option<Arc<Stretch>>>,
+        progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+    ) -> Result<Rebuilt, ViewError> {
+        let started = std::time::Instant::now();
         let entry = self.entry(name)?;
         let projection = entry.projection.clone();
-        let name = projection.name();
-
         let seed = seed_events(self.log.as_ref(), projection.as_ref()).await?;
         let generation = {
             let projection = projection.clone();
@@ -845,38 +970,27 @@ impl ReadModels {
                 .await?
         };
 
-        let target = self.log.head().await?.0;
-        let mut done: i64 = 0;
         let mut events: u64 = 0;
-        progress(Progress {
+        let _ = progress.send(Progress {
             projection: name,
             done: 0,
             target,
         });
-        while (done as u64) < target {
-            // Several pages per transaction: a rebuild rewrites fewer pages the fewer times it
-            // commits.
-            let mut decoded = Vec::new();
-            let mut last = None;
-            while decoded.len() < REBUILD_TX_EVENTS {
-                let after = last.unwrap_or(done) as u64;
-                let page = self.log.read_all(Position(after), REBUILD_BATCH).await?;
-                let Some(end) = page.last().map(|e| e.position.0 as i64) else {
-                    break;
-                };
-                decoded.extend(decode_wanted(&page, |s, t| projection.wants(s, t))?);
-                last = Some(end);
-            }
-            let Some(last) = last else {
-                break;
+        loop {
+            let stretch = match stretches.recv().await {
+                Some(Some(stretch)) => stretch,
+                Some(None) => break,
+                // The reader stopped: the log failed, and the pass reports it.
+                None => return Err(StoreError::Task("the log reader stopped".into()).into()),
             };
-            events += decoded.len() as u64;
+            events += stretch.events.len() as u64;
+            let last = stretch.last;
             let projection = projection.clone();
             entry
                 .store
                 .write(move |tx| -> Result<_, ViewError> {
                     locked_shadow(tx, name, generation)?;
-                    projection.apply(tx, &Tables::new(name, generation), &decoded)?;
+                    projection.apply(tx, &Tables::new(name, generation), &stretch.events)?;
                     tx.execute(
                         "UPDATE parley_projections SET shadow_position = $2 WHERE name = $1",
                         &[name.into(), last.into()],
@@ -884,10 +998,9 @@ impl ReadModels {
                     Ok(())
                 })
                 .await?;
-            done = last;
-            progress(Progress {
+            let _ = progress.send(Progress {
                 projection: name,
-                done: done as u64,
+                done: last as u64,
                 target,
             });
         }
@@ -978,6 +1091,7 @@ impl ReadModels {
             generation,
             position: reached as u64,
             events: events + extra,
+            elapsed: started.elapsed(),
         })
     }
 

@@ -45,9 +45,12 @@ impl Rng {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
-    fn uuid(&mut self) -> Uuid {
-        let bits = (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64());
-        uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid()
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut bytes = [0; N];
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
+        }
+        bytes
     }
 }
 
@@ -162,6 +165,12 @@ impl Workload {
         }
     }
 
+    /// A time-ordered id (UUIDv7) at the workload's clock, as the API mints them.
+    fn id(&mut self) -> Uuid {
+        let millis = u64::try_from(self.clock / 1_000).unwrap_or_default();
+        uuid::Builder::from_unix_timestamp_millis(millis, &self.rng.bytes()).into_uuid()
+    }
+
     fn at(&mut self) -> Timestamp {
         self.clock += 1_000_000 + self.rng.below(20_000_000) as i64;
         Timestamp(self.clock)
@@ -194,7 +203,7 @@ impl Workload {
         let events = events
             .iter()
             .map(|e| {
-                to_new_event(self.rng.uuid(), e, Metadata::default())
+                to_new_event(self.id(), e, Metadata::default())
                     .expect("domain events always encode")
             })
             .collect();
@@ -284,7 +293,7 @@ impl Workload {
         if self.rng.chance(self.shape.social_percent) {
             let channel = SOCIAL[self.rng.below(SOCIAL.len() as u64) as usize];
             let customer = self.customer(channel);
-            let id = TicketId(self.rng.uuid());
+            let id = TicketId(self.id());
             let mut state = Ticket::default();
             let info = ChannelInfo {
                 channel,
@@ -318,7 +327,7 @@ impl Workload {
         } else {
             let channel = CHANNELS[self.rng.below(CHANNELS.len() as u64) as usize];
             let customer = self.customer(channel);
-            let id = ConversationId(self.rng.uuid());
+            let id = ConversationId(self.id());
             let mut state = Conversation::default();
             let at = self.at();
             let queue = Some(self.queue());
@@ -422,7 +431,7 @@ impl Workload {
                         if self.rng.chance(8) {
                             let at = self.at();
                             let body = self.text(6);
-                            let message_id = MessageId(self.rng.uuid());
+                            let message_id = MessageId(self.id());
                             self.run(
                                 stream,
                                 state,
@@ -446,7 +455,7 @@ impl Workload {
                 let command = match roll {
                     0..=29 => {
                         let body = self.text(12);
-                        let message_id = MessageId(self.rng.uuid());
+                        let message_id = MessageId(self.id());
                         messages.push((message_id, Actor::Customer(*customer)));
                         C::SendMessage(SendMessage {
                             message_id,
@@ -461,7 +470,7 @@ impl Workload {
                     }
                     30..=59 => {
                         let body = self.text(16);
-                        let message_id = MessageId(self.rng.uuid());
+                        let message_id = MessageId(self.id());
                         let visibility = if self.rng.chance(15) {
                             Visibility::Internal
                         } else {
@@ -554,7 +563,7 @@ impl Workload {
                     },
                     94..=96 => {
                         // A ticket created from the chat, linked to it.
-                        let ticket = TicketId(self.rng.uuid());
+                        let ticket = TicketId(self.id());
                         let mut ticket_state = Ticket::default();
                         let title = self.text(4);
                         self.run(
@@ -607,20 +616,20 @@ impl Workload {
                 *steps -= 1;
                 let command = match self.rng.below(100) {
                     0..=29 => T::ReceiveCustomerMessage {
-                        message_id: self.rng.uuid(),
+                        message_id: self.id(),
                         body: self.text(12),
                         attachments: vec![],
                         at,
                     },
                     30..=44 if state.assignee.is_none() => T::Assign { agent, by, at },
                     30..=59 => T::RequestReply {
-                        reply_id: self.rng.uuid(),
+                        reply_id: self.id(),
                         body: self.text(12),
                         by,
                         at,
                     },
                     60..=69 => T::Comment {
-                        comment_id: self.rng.uuid(),
+                        comment_id: self.id(),
                         author: by,
                         body: self.text(10),
                         visibility: Visibility::Internal,
