@@ -13,6 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
+/// A help desk of ten lives at a time.
+fn small_workload(seed: u64) -> Workload {
+    Workload::new(
+        seed,
+        Shape {
+            concurrent: 10,
+            ..Shape::default()
+        },
+    )
+}
+
 async fn fill(log: &Arc<dyn EventLog>, workload: &mut Workload, events: u64) -> u64 {
     workload.append_to(log.as_ref(), events).await.unwrap();
     log.head().await.unwrap().0
@@ -46,13 +57,7 @@ async fn a_new_version_is_rebuilt_on_start(backend: Backend) {
     let Some(w) = World::new(backend, vec![Arc::new(inbox::Inbox) as _]).await else {
         return;
     };
-    let mut workload = Workload::new(
-        3,
-        Shape {
-            concurrent: 10,
-            ..Shape::default()
-        },
-    );
+    let mut workload = small_workload(3);
     fill(&w.log, &mut workload, 1_500).await;
     w.settle().await;
     let before = w.models.dump(inbox::NAME).await.unwrap();
@@ -96,13 +101,7 @@ async fn a_rebuild_under_live_appends_misses_nothing(backend: Backend) {
     let Some(w) = World::new(backend, vec![Arc::new(inbox::Inbox) as _]).await else {
         return;
     };
-    let mut workload = Workload::new(
-        4,
-        Shape {
-            concurrent: 10,
-            ..Shape::default()
-        },
-    );
+    let mut workload = small_workload(4);
     fill(&w.log, &mut workload, 3_000).await;
     // Appends continue while the rebuild runs.
     let log = w.log.clone();
@@ -122,13 +121,7 @@ async fn one_pass_rebuilds_every_read_model_under_live_appends(backend: Backend)
     let Some(w) = World::new(backend, parley_projections::all()).await else {
         return;
     };
-    let mut workload = Workload::new(
-        5,
-        Shape {
-            concurrent: 10,
-            ..Shape::default()
-        },
-    );
+    let mut workload = small_workload(5);
     fill(&w.log, &mut workload, 2_000).await;
     w.settle().await;
     let names = w.models.names().to_vec();
@@ -202,13 +195,7 @@ async fn a_process_never_feeds_tables_registered_at_another_version(backend: Bac
         return;
     };
     w.stop_runner().await;
-    let mut workload = Workload::new(
-        6,
-        Shape {
-            concurrent: 10,
-            ..Shape::default()
-        },
-    );
+    let mut workload = small_workload(6);
     fill(&w.log, &mut workload, 300).await;
     // Version 1 feeds; then version 2 is rebuilt and swapped in by another process.
     let old = w.models.clone();
