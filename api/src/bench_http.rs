@@ -6,7 +6,7 @@
 //! agents at once, not of one hot stream. Rate limiting is off in the measured server.
 
 use crate::bench::{
-    BenchArgs, BenchError, Store, backend_name, peak_rss_mb, peak_rss_mb_of, percentile_ms,
+    BenchArgs, BenchError, Store, backend_name, peak_rss_mb, peak_rss_mb_of, percentile_ms, round2,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -309,7 +309,7 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     if let Some(pid) = server.child.id() {
         report["server_peak_rss_mb"] = json!(peak_rss_mb_of(&pid.to_string()));
     }
-    report["catch_up_secs"] = json!((catch_up_secs * 100.0).round() / 100.0);
+    report["catch_up_secs"] = json!(round2(catch_up_secs));
     report["client_peak_rss_mb"] = json!(peak_rss_mb());
     drop(server);
     Ok(report)

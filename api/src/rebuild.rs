@@ -43,6 +43,7 @@ pub async fn run(args: RebuildArgs) -> Result<(), RebuildError> {
         match models.names().iter().find(|n| **n == args.target) {
             Some(name) => vec![*name],
             None => {
+                log.close().await;
                 return Err(RebuildError::Unknown {
                     target: args.target,
                     known: models.names().join(", "),
@@ -50,9 +51,21 @@ pub async fn run(args: RebuildArgs) -> Result<(), RebuildError> {
             }
         }
     };
+    let outcome = rebuild(&models, &targets, args.verify).await;
+    log.close().await;
+    outcome
+}
+
+/// Rebuilds `targets` in one pass, a progress bar each; with `verify`, compares each one's
+/// rows with those it replaced.
+async fn rebuild(
+    models: &ReadModels,
+    targets: &[&'static str],
+    verify: bool,
+) -> Result<(), RebuildError> {
     let mut before = Vec::new();
-    if args.verify {
-        for name in &targets {
+    if verify {
+        for name in targets {
             before.push(models.dump(name).await?);
         }
     }
@@ -74,20 +87,13 @@ pub async fn run(args: RebuildArgs) -> Result<(), RebuildError> {
         .collect();
     // One pass over the log feeds every rebuild.
     let outcomes = models
-        .rebuild_many(&targets, |p| {
+        .rebuild_many(targets, |p| {
             if let Some(i) = targets.iter().position(|name| *name == p.projection) {
                 progress_bars[i].set_length(p.target);
                 progress_bars[i].set_position(p.done);
             }
         })
-        .await;
-    let outcomes = match outcomes {
-        Ok(outcomes) => outcomes,
-        Err(error) => {
-            log.close().await;
-            return Err(error.into());
-        }
-    };
+        .await?;
     let mut outcome = Ok(());
     for (i, rebuilt) in outcomes.into_iter().enumerate() {
         let (name, bar) = (targets[i], &progress_bars[i]);
@@ -123,6 +129,5 @@ pub async fn run(args: RebuildArgs) -> Result<(), RebuildError> {
             eprintln!("{name}: the rebuilt rows equal the rows they replace");
         }
     }
-    log.close().await;
     outcome
 }

@@ -32,7 +32,7 @@ pub use model::{
     Timestamp,
 };
 pub use postgres::{PostgresLog, follow_channel};
-pub use sqlite::SqliteLog;
+pub use sqlite::{SqliteLog, create_parent_dirs};
 pub use subscription::Subscription;
 
 use async_trait::async_trait;

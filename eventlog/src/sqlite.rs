@@ -49,12 +49,7 @@ impl SqliteLog {
             )));
         }
         // A first run creates the file, and the directories it is to live in.
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                let detail = format!("cannot create {}: {e}", parent.display());
-                LogError::Storage(sqlx::Error::Io(std::io::Error::new(e.kind(), detail)))
-            })?;
-        }
+        create_parent_dirs(&path).map_err(|e| LogError::Storage(sqlx::Error::Io(e)))?;
         let mut migrator = sqlx_options.connect().await?;
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut migrator)
@@ -584,5 +579,16 @@ impl WriterState {
             }
         }
         Ok(stored)
+    }
+}
+
+/// Creates the directories a database file is to live in (the log's, and the read models'
+/// beside it); the error names the directory.
+pub fn create_parent_dirs(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", parent.display()))
+        }),
+        None => Ok(()),
     }
 }

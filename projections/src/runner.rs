@@ -29,13 +29,6 @@ const REBUILD_BATCH: usize = 10_000;
 const REBUILD_TX_EVENTS: usize = 20_000;
 /// Decoded stretches a rebuild may have waiting while the others catch up.
 const REBUILD_QUEUE: usize = 2;
-
-/// One decoded stretch of the log, shared by the rebuilds of one pass.
-struct Stretch {
-    events: Vec<Envelope>,
-    /// The position of its last event.
-    last: i64,
-}
 /// The advisory lock a leader holds for as long as it runs the projections (PostgreSQL).
 const LEADER_LOCK_KEY: i64 = 0x7061_726c_6579_0002;
 /// The advisory lock that serialises schema changes between processes (PostgreSQL).
@@ -178,6 +171,13 @@ pub struct Shadow {
     pub generation: i64,
     pub version: i64,
     pub position: i64,
+}
+
+/// One decoded stretch of the log, shared by the rebuilds of one pass.
+struct Stretch {
+    events: Vec<Envelope>,
+    /// The position of its last event.
+    last: i64,
 }
 
 /// Progress of a rebuild, for a progress bar.
@@ -863,11 +863,10 @@ impl ReadModels {
 
         let log = self.log.clone();
         let reader = async move {
-            let mut done = 0u64;
-            while done < target {
+            let mut after = 0u64;
+            while after < target {
                 let mut pages = Vec::new();
                 let mut read = 0;
-                let mut after = done;
                 while read < REBUILD_TX_EVENTS {
                     let page = log.read_all(Position(after), REBUILD_BATCH).await?;
                     let Some(last) = page.last() else { break };
@@ -907,7 +906,6 @@ impl ReadModels {
                 if feeds.iter().all(Option::is_none) {
                     break;
                 }
-                done = after;
             }
             // The end of the log as it was when the rebuilds began: each may swap.
             for sender in feeds.iter().flatten() {

@@ -243,11 +243,7 @@ const SQLITE_READERS_KEPT: usize = 4;
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Task(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
+        parley_eventlog::create_parent_dirs(path).map_err(|e| StoreError::Task(e.to_string()))?;
         let writer = Connection::open(path)?;
         writer.busy_timeout(Duration::from_secs(30))?;
         writer.pragma_update(None, "journal_mode", "WAL")?;

@@ -131,17 +131,27 @@ impl CommandReply {
     }
 }
 
-/// A cursor of a list ordered by (time, id): `<microseconds>.<uuid>`.
-pub(crate) fn time_id_cursor(at: i64, id: impl std::fmt::Display) -> String {
-    format!("{at}.{id}")
+/// A cursor of a list ordered by (time, key): `<microseconds>.<key>`.
+pub(crate) fn time_id_cursor(at: i64, key: impl std::fmt::Display) -> String {
+    format!("{at}.{key}")
 }
 
-/// Reads a [`time_id_cursor`]; 400 for anything else.
-pub(crate) fn parse_time_id_cursor(cursor: &str) -> Result<(i64, String), Problem> {
+/// Reads a [`time_id_cursor`] whose key is a `K`; 400 for anything else.
+pub(crate) fn parse_time_key_cursor<K: std::str::FromStr>(
+    cursor: &str,
+) -> Result<(i64, K), Problem> {
     let bad = || Problem::bad_request("cursor is not one this server gave");
-    let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
-    let id = uuid::Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
+    let (at, key) = cursor.split_once('.').ok_or_else(bad)?;
+    Ok((
+        at.parse().map_err(|_| bad())?,
+        key.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// Reads a [`time_id_cursor`] whose key is a UUID, as its text.
+pub(crate) fn parse_time_id_cursor(cursor: &str) -> Result<(i64, String), Problem> {
+    let (at, id) = parse_time_key_cursor::<uuid::Uuid>(cursor)?;
+    Ok((at, id.to_string()))
 }
 
 /// The current time as the domain takes it (the domain reads no clock).

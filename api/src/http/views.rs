@@ -665,15 +665,6 @@ pub struct SearchResults {
     pub next_cursor: Option<String>,
 }
 
-fn search_cursor(cursor: &str) -> Result<(i64, i64), Problem> {
-    let bad = || Problem::bad_request("cursor: not one this server gave");
-    let (sent_at, doc) = cursor.split_once('.').ok_or_else(bad)?;
-    Ok((
-        sent_at.parse().map_err(|_| bad())?,
-        doc.parse().map_err(|_| bad())?,
-    ))
-}
-
 /// Messages a search answers when the caller names no limit.
 const SEARCH_PAGE: usize = 50;
 
@@ -703,7 +694,11 @@ async fn search_messages(
         from: params.from,
         to: params.to,
         customers: Vec::new(),
-        before: params.cursor.as_deref().map(search_cursor).transpose()?,
+        before: params
+            .cursor
+            .as_deref()
+            .map(super::parse_time_key_cursor)
+            .transpose()?,
         // One more than asked: whether there is a next page.
         limit: limit + 1,
     };
@@ -717,7 +712,7 @@ async fn search_messages(
     };
     Ok(Json(SearchResults {
         hits,
-        next_cursor: next_cursor.map(|(sent_at, doc)| format!("{sent_at}.{doc}")),
+        next_cursor: next_cursor.map(|(sent_at, doc)| super::time_id_cursor(sent_at, doc)),
     }))
 }
 

@@ -1,7 +1,7 @@
 //! Live streams (Server-Sent Events) and the event feed: who sees which events, and resuming
 //! exactly where a client left off.
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, expect, spawn_app};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -187,15 +187,16 @@ async fn agents_without_support_do_not_see_customer_conversations(backend: Backe
     // Neither the chat nor customer records reach this agent: the next event it may see is a
     // ticket's creation.
     let _ = app.widget_visitor().await;
-    let ticket = app
-        .post_as(
+    let ticket = expect(
+        app.post_as(
             &app.admin,
             "/api/v1/tickets",
             &json!({"title": "Printer on fire"}),
         )
-        .await;
-    assert_eq!(ticket.status(), 201);
-    let ticket: Value = ticket.json().await.unwrap();
+        .await,
+        201,
+    )
+    .await;
     let event = stream.next().await;
     assert_eq!(event["type"], "TicketCreated");
     assert_eq!(
@@ -231,14 +232,16 @@ async fn internal_conversations_stream_to_their_members_only(backend: Backend) {
     let started: Value = response.json().await.unwrap();
     let id = started["id"].as_str().unwrap();
     let (customer, _, _) = app.widget_visitor().await;
-    let ticket = app
-        .post_as(
+    expect(
+        app.post_as(
             &app.admin,
             "/api/v1/tickets",
             &json!({"title": "After the chat"}),
         )
-        .await;
-    assert_eq!(ticket.status(), 201);
+        .await,
+        201,
+    )
+    .await;
 
     let started = to_ben.next().await;
     assert_eq!(started["type"], "ConversationStarted");
