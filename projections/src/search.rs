@@ -40,6 +40,9 @@ const SQLITE: &[&str] = &[
     ){clustered}",
     "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (conversation_id, message_id)",
     "CREATE VIRTUAL TABLE {p}text USING fts5(body, tokenize = 'unicode61 remove_diacritics 0')",
+    // New terms wait in memory until a commit or this many bytes (FTS5's default is 1 MiB):
+    // a rebuild's transaction of 20,000 events then writes one segment, not several.
+    "INSERT INTO {p}text ({p}text, rank) VALUES ('hashsize', 8388608)",
 ];
 
 const POSTGRES: &[&str] = &[
@@ -93,6 +96,7 @@ impl Projection for Search {
         let s = Statements::new(t, sqlite);
         // `"<conversation> <participant>"` already recorded in this batch.
         let mut authors = std::collections::HashSet::new();
+        let mut text = TextWrites::default();
         for envelope in events {
             let Event::Conversation(id, event) = &envelope.event else {
                 continue;
@@ -139,7 +143,7 @@ impl Projection for Search {
                         params.push(terms(&e.body).into());
                     }
                     if tx.execute(&s.message, &params)? > 0 && sqlite {
-                        tx.execute(&s.text, &[doc.into(), e.body.as_str().into()])?;
+                        text.0.insert(doc, TextWrite::Add(e.body.clone()));
                     }
                     if let Actor::Agent(a) = e.author
                         && authors.insert(format!("{id} agent:{a}"))
@@ -154,9 +158,7 @@ impl Projection for Search {
                     let key = [id.as_str().into(), e.message_id.to_string().into()];
                     if sqlite {
                         if let Some(row) = tx.query_opt(&s.doc_of, &key)? {
-                            let doc = row.i64(0)?;
-                            tx.execute(&s.text_delete, &[doc.into()])?;
-                            tx.execute(&s.text, &[doc.into(), e.body.as_str().into()])?;
+                            text.edit(row.i64(0)?, &e.body);
                         }
                     } else {
                         tx.execute(
@@ -168,7 +170,7 @@ impl Projection for Search {
                 ConversationEvent::MessageDeleted(e) => {
                     let key = [id.as_str().into(), e.message_id.to_string().into()];
                     if sqlite && let Some(row) = tx.query_opt(&s.doc_of, &key)? {
-                        tx.execute(&s.text_delete, &[row.i64(0)?.into()])?;
+                        text.delete(row.i64(0)?);
                     }
                     tx.execute(&s.delete, &key)?;
                 }
@@ -205,6 +207,55 @@ impl Projection for Search {
                     tx.execute(&s.remove_participant, &[who.into(), id.as_str().into()])?;
                 }
                 _ => {}
+            }
+        }
+        text.write(tx, &s)
+    }
+}
+
+/// What a batch does to one document of the FTS5 index.
+enum TextWrite {
+    /// A message sent in this batch (its final text, if edited since).
+    Add(String),
+    /// A message indexed before this batch, edited: its old terms out, these in.
+    Replace(String),
+    /// A message indexed before this batch, deleted.
+    Remove,
+}
+
+/// A batch's FTS5 writes, made at its end in document order. FTS5 keeps new terms in memory
+/// only while documents arrive in ascending order; a delete or an out-of-order document
+/// flushes them into a new segment first, and segments must later be merged. Writing in order
+/// (a document removed and re-added in place) keeps one segment per transaction.
+#[derive(Default)]
+struct TextWrites(std::collections::BTreeMap<i64, TextWrite>);
+
+impl TextWrites {
+    fn edit(&mut self, doc: i64, body: &str) {
+        match self.0.get_mut(&doc) {
+            Some(TextWrite::Add(text) | TextWrite::Replace(text)) => *text = body.to_owned(),
+            Some(TextWrite::Remove) => {}
+            None => {
+                self.0.insert(doc, TextWrite::Replace(body.to_owned()));
+            }
+        }
+    }
+
+    fn delete(&mut self, doc: i64) {
+        if let Some(TextWrite::Add(_)) = self.0.get(&doc) {
+            self.0.remove(&doc);
+        } else {
+            self.0.insert(doc, TextWrite::Remove);
+        }
+    }
+
+    fn write(self, tx: &mut dyn Tx, s: &Statements) -> Result<(), StoreError> {
+        for (doc, write) in self.0 {
+            if matches!(write, TextWrite::Replace(_) | TextWrite::Remove) {
+                tx.execute(&s.text_delete, &[doc.into()])?;
+            }
+            if let TextWrite::Add(body) | TextWrite::Replace(body) = write {
+                tx.execute(&s.text, &[doc.into(), body.into()])?;
             }
         }
         Ok(())
