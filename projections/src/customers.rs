@@ -220,7 +220,7 @@ impl Change {
     }
 }
 
-fn identity_params(identity: &ChannelIdentity) -> [Value; 2] {
+fn identity_params(identity: &ChannelIdentity) -> [Value<'_>; 2] {
     let identity = identity.normalized();
     [identity.channel.name().into(), identity.value.into()]
 }

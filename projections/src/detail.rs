@@ -67,7 +67,7 @@ const SCHEMA: &[&str] = &[
         deleted_at BIGINT,
         PRIMARY KEY (conversation_id, seq)
     )",
-    "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (conversation_id, message_id)",
+    "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (message_id, conversation_id)",
     "CREATE TABLE {p}links (
         conversation_id TEXT NOT NULL,
         ticket_id TEXT NOT NULL,
@@ -106,7 +106,7 @@ const SCHEMA: &[&str] = &[
         failure TEXT,
         PRIMARY KEY (ticket_id, seq)
     )",
-    "CREATE INDEX {p}entries_id ON {p}entries (ticket_id, entry_id)",
+    "CREATE INDEX {p}entries_id ON {p}entries (entry_id, ticket_id)",
 ];
 
 /// Indexes only queries use (built once a rebuild has filled the tables).

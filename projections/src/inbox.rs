@@ -780,19 +780,19 @@ pub fn parse_cursor(cursor: &str) -> Result<(i64, String), BadCursor> {
 }
 
 /// One page of `agent`'s inbox section. `limit` is clamped to 1..=100.
-pub fn page(
+pub fn page<'a>(
     tx: &mut dyn Tx,
     t: &Tables,
-    agent: &str,
+    agent: &'a str,
     section: Section,
-    filter: &Filter,
-    cursor: Option<&(i64, String)>,
+    filter: &'a Filter,
+    cursor: Option<&'a (i64, String)>,
     limit: usize,
 ) -> Result<Page, StoreError> {
     let limit = limit.clamp(1, 100);
     let mut params: Vec<Value> = Vec::new();
     let mut clauses: Vec<String> = Vec::new();
-    let param = |params: &mut Vec<Value>, v: Value| {
+    let param = |params: &mut Vec<Value<'a>>, v: Value<'a>| {
         params.push(v);
         format!("${}", params.len())
     };

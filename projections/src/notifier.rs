@@ -553,12 +553,12 @@ pub fn your_tickets(
 
 /// One page of social tickets matching `filter`; `limit` defaults to [`PAGE_SIZE`] and is
 /// clamped to 1..=[`MAX_PAGE_SIZE`].
-fn page(
+fn page<'a>(
     tx: &mut dyn Tx,
     t: &Tables,
     filter: &str,
-    mut params: Vec<Value>,
-    cursor: Option<&Cursor>,
+    mut params: Vec<Value<'a>>,
+    cursor: Option<&'a Cursor>,
     limit: Option<usize>,
 ) -> Result<Page, StoreError> {
     let limit = limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);

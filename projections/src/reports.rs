@@ -998,7 +998,12 @@ pub struct ReportRow {
 }
 
 /// Adds the query's filters to `clauses`; `agent_column` is the column the agent filter reads.
-fn filter(q: &ReportQuery, agent_column: &str, clauses: &mut Vec<String>, params: &mut Vec<Value>) {
+fn filter<'a>(
+    q: &'a ReportQuery,
+    agent_column: &str,
+    clauses: &mut Vec<String>,
+    params: &mut Vec<Value<'a>>,
+) {
     for (column, wanted) in [
         ("channel", &q.channel),
         (agent_column, &q.agent),

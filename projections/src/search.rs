@@ -38,7 +38,7 @@ const SQLITE: &[&str] = &[
         visibility TEXT NOT NULL,
         sent_at BIGINT NOT NULL
     ){clustered}",
-    "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (conversation_id, message_id)",
+    "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (message_id, conversation_id)",
     "CREATE VIRTUAL TABLE {p}text USING fts5(body, tokenize = 'unicode61 remove_diacritics 0')",
     // New terms wait in memory until a commit or this many bytes (FTS5's default is 1 MiB):
     // a rebuild's transaction of 20,000 events then writes one segment, not several.
@@ -54,7 +54,7 @@ const POSTGRES: &[&str] = &[
         sent_at BIGINT NOT NULL,
         terms TEXT NOT NULL
     )",
-    "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (conversation_id, message_id)",
+    "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (message_id, conversation_id)",
     // Keeps the table list the same on both backends.
     "CREATE TABLE {p}text (unused BIGINT)",
 ];
@@ -397,15 +397,15 @@ pub fn words(keywords: &str) -> Result<Vec<String>, SearchError> {
 
 /// Messages matching every keyword, newest first, that `searcher` may see. The keywords must
 /// have passed [`words`].
-pub fn search(
+pub fn search<'a>(
     tx: &mut dyn Tx,
     t: &Tables,
-    searcher: &Searcher,
-    query: &SearchQuery,
-    words: &[String],
+    searcher: &'a Searcher,
+    query: &'a SearchQuery,
+    words: &'a [String],
 ) -> Result<Vec<Hit>, StoreError> {
     let mut params: Vec<Value> = Vec::new();
-    let mut push = |v: Value| {
+    let mut push = |v: Value<'a>| {
         params.push(v);
         format!("${}", params.len())
     };

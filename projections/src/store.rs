@@ -42,60 +42,61 @@ pub enum Dialect {
 }
 
 /// A parameter or a column value. Nulls are typed, because PostgreSQL infers parameter types.
+/// Text parameters may borrow (`&str` converts without a copy); column values own their text.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Int(Option<i64>),
     Real(Option<f64>),
-    Text(Option<String>),
+    Text(Option<Cow<'a, str>>),
 }
 
-impl From<i64> for Value {
+impl From<i64> for Value<'_> {
     fn from(v: i64) -> Self {
         Value::Int(Some(v))
     }
 }
-impl From<bool> for Value {
+impl From<bool> for Value<'_> {
     fn from(v: bool) -> Self {
         Value::Int(Some(v as i64))
     }
 }
-impl From<f64> for Value {
+impl From<f64> for Value<'_> {
     fn from(v: f64) -> Self {
         Value::Real(Some(v))
     }
 }
-impl From<String> for Value {
+impl From<String> for Value<'_> {
     fn from(v: String) -> Self {
-        Value::Text(Some(v))
+        Value::Text(Some(Cow::Owned(v)))
     }
 }
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Text(Some(v.to_owned()))
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Text(Some(Cow::Borrowed(v)))
     }
 }
-impl From<Option<i64>> for Value {
+impl From<Option<i64>> for Value<'_> {
     fn from(v: Option<i64>) -> Self {
         Value::Int(v)
     }
 }
-impl From<Option<String>> for Value {
+impl From<Option<String>> for Value<'_> {
     fn from(v: Option<String>) -> Self {
-        Value::Text(v)
+        Value::Text(v.map(Cow::Owned))
     }
 }
-impl From<uuid::Uuid> for Value {
+impl From<uuid::Uuid> for Value<'_> {
     fn from(v: uuid::Uuid) -> Self {
-        Value::Text(Some(v.to_string()))
+        Value::Text(Some(Cow::Owned(v.to_string())))
     }
 }
 
 /// One result row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row(pub Vec<Value>);
+pub struct Row(pub Vec<Value<'static>>);
 
 impl Row {
-    fn column(&self, i: usize) -> Result<&Value, StoreError> {
+    fn column(&self, i: usize) -> Result<&Value<'static>, StoreError> {
         self.0.get(i).ok_or_else(|| StoreError::Column {
             column: i,
             reason: "no such column".into(),
@@ -135,7 +136,7 @@ impl Row {
 
     pub fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
         match self.column(i)? {
-            Value::Text(v) => Ok(v.clone()),
+            Value::Text(v) => Ok(v.as_deref().map(str::to_owned)),
             Value::Int(None) | Value::Real(None) => Ok(None),
             other => Err(StoreError::Column {
                 column: i,
@@ -330,7 +331,7 @@ fn sqlite_sql(sql: &str) -> Cow<'_, str> {
     }
 }
 
-impl rusqlite::ToSql for Value {
+impl rusqlite::ToSql for Value<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         use rusqlite::types::{ToSqlOutput, ValueRef};
         Ok(match self {
@@ -367,7 +368,9 @@ impl Tx for SqliteTx<'_> {
                     ValueRef::Null => Value::Int(None),
                     ValueRef::Integer(v) => Value::Int(Some(v)),
                     ValueRef::Real(v) => Value::Real(Some(v)),
-                    ValueRef::Text(t) => Value::Text(Some(String::from_utf8_lossy(t).into_owned())),
+                    ValueRef::Text(t) => {
+                        Value::Text(Some(Cow::Owned(String::from_utf8_lossy(t).into_owned())))
+                    }
                     ValueRef::Blob(_) => {
                         return Err(StoreError::Column {
                             column: i,
@@ -430,7 +433,7 @@ fn bind(
     query
 }
 
-fn pg_value(row: &PgRow, i: usize) -> Result<Value, StoreError> {
+fn pg_value(row: &PgRow, i: usize) -> Result<Value<'static>, StoreError> {
     let column = &row.columns()[i];
     Ok(match column.type_info().name() {
         "INT8" => Value::Int(row.try_get(i)?),
@@ -439,7 +442,9 @@ fn pg_value(row: &PgRow, i: usize) -> Result<Value, StoreError> {
         "BOOL" => Value::Int(row.try_get::<Option<bool>, _>(i)?.map(i64::from)),
         "FLOAT8" => Value::Real(row.try_get(i)?),
         "FLOAT4" => Value::Real(row.try_get::<Option<f32>, _>(i)?.map(f64::from)),
-        "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => Value::Text(row.try_get(i)?),
+        "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => {
+            Value::Text(row.try_get::<Option<String>, _>(i)?.map(Cow::Owned))
+        }
         other => {
             return Err(StoreError::Column {
                 column: i,
@@ -467,7 +472,7 @@ impl Tx for PgTx<'_> {
             .block_on(bind(sql, params).fetch_all(&mut *self.tx))?;
         rows.iter()
             .map(|row| (0..row.columns().len()).map(|i| pg_value(row, i)).collect())
-            .map(|values: Result<Vec<Value>, StoreError>| values.map(Row))
+            .map(|values: Result<Vec<Value<'static>>, StoreError>| values.map(Row))
             .collect()
     }
 }
