@@ -293,6 +293,34 @@ async fn search_by_keyword_and_date_within_what_the_searcher_may_see(backend: Ba
         find(&w, Searcher::Customer(customer(1).0), "reboot", None).await,
         vec![m(3)]
     );
+    // Within one batch: a message sent then edited is found by its last text only, and one
+    // sent then deleted is never found.
+    let c2 = Actor::Customer(customer(2));
+    w.conversation(
+        conversation(2),
+        vec![
+            say(7, c2, "scanner offline", Visibility::Public, 9),
+            ConversationEvent::from(MessageEdited {
+                message_id: message(7),
+                body: "scanner online again".into(),
+                by: c2,
+                at: at(10),
+            }),
+            say(8, c2, "scanner spare parts", Visibility::Public, 11),
+            MessageDeleted {
+                message_id: message(8),
+                by: c2,
+                at: at(12),
+            }
+            .into(),
+        ],
+    )
+    .await;
+    let agent9 = || Searcher::Agent(agent(9).0);
+    assert_eq!(find(&w, agent9(), "scanner", None).await, vec![m(7)]);
+    assert_eq!(find(&w, agent9(), "online", None).await, vec![m(7)]);
+    assert!(find(&w, agent9(), "offline", None).await.is_empty());
+    assert!(find(&w, agent9(), "parts", None).await.is_empty());
     // Query syntax in keywords is just text.
     assert_eq!(
         find(
