@@ -2,7 +2,8 @@
 //! searcher may see: SQLite FTS5 (`unicode61` tokenizer) or PostgreSQL `tsvector` through a GIN
 //! expression index (the `simple` configuration: no stemming, any language).
 //!
-//! Edits replace a message's text; deleted messages leave the index.
+//! Edits replace a message's words; deleted messages leave the index. The SQLite index keeps
+//! no copy of the text (detail has it).
 
 use crate::feed::{Envelope, Event};
 use crate::runner::{Projection, Tables};
@@ -39,7 +40,14 @@ const SQLITE: &[&str] = &[
         sent_at BIGINT NOT NULL
     ){clustered}",
     "CREATE UNIQUE INDEX {p}messages_id ON {p}messages (message_id, conversation_id)",
-    "CREATE VIRTUAL TABLE {p}text USING fts5(body, tokenize = 'unicode61 remove_diacritics 0')",
+    // Contentless: the index keeps words, not a second copy of every message (detail has the
+    // text; queries need only the matching rows), and removes a document without reading it.
+    "CREATE VIRTUAL TABLE {p}text USING fts5(
+        body,
+        tokenize = 'unicode61 remove_diacritics 0',
+        content = '',
+        contentless_delete = 1
+    )",
     // New terms wait in memory until a commit or this many bytes (FTS5's default is 1 MiB):
     // a rebuild's transaction of 20,000 events then writes one segment, not several.
     "INSERT INTO {p}text ({p}text, rank) VALUES ('hashsize', 8388608)",
@@ -70,7 +78,8 @@ impl Projection for Search {
     }
     fn version(&self) -> i64 {
         // 2: both backends index the same words (see `words`), accents included.
-        2
+        // 3: the SQLite index keeps no copy of the text (contentless FTS5).
+        3
     }
     fn tables(&self) -> &'static [&'static str] {
         TABLES
@@ -143,7 +152,7 @@ impl Projection for Search {
                         params.push(terms(&e.body).into());
                     }
                     if tx.execute(&s.message, &params)? > 0 && sqlite {
-                        text.0.insert(doc, TextWrite::Add(e.body.clone()));
+                        text.add(doc, &e.body);
                     }
                     if let Actor::Agent(a) = e.author
                         && authors.insert(format!("{id} agent:{a}"))
@@ -213,12 +222,12 @@ impl Projection for Search {
     }
 }
 
-/// What a batch does to one document of the FTS5 index.
-enum TextWrite {
+/// What a batch does to one document of the FTS5 index (texts borrowed from its events).
+enum TextWrite<'e> {
     /// A message sent in this batch (its final text, if edited since).
-    Add(String),
+    Add(&'e str),
     /// A message indexed before this batch, edited: its old terms out, these in.
-    Replace(String),
+    Replace(&'e str),
     /// A message indexed before this batch, deleted.
     Remove,
 }
@@ -228,15 +237,19 @@ enum TextWrite {
 /// flushes them into a new segment first, and segments must later be merged. Writing in order
 /// (a document removed and re-added in place) keeps one segment per transaction.
 #[derive(Default)]
-struct TextWrites(std::collections::BTreeMap<i64, TextWrite>);
+struct TextWrites<'e>(std::collections::BTreeMap<i64, TextWrite<'e>>);
 
-impl TextWrites {
-    fn edit(&mut self, doc: i64, body: &str) {
+impl<'e> TextWrites<'e> {
+    fn add(&mut self, doc: i64, body: &'e str) {
+        self.0.insert(doc, TextWrite::Add(body));
+    }
+
+    fn edit(&mut self, doc: i64, body: &'e str) {
         match self.0.get_mut(&doc) {
-            Some(TextWrite::Add(text) | TextWrite::Replace(text)) => *text = body.to_owned(),
+            Some(TextWrite::Add(text) | TextWrite::Replace(text)) => *text = body,
             Some(TextWrite::Remove) => {}
             None => {
-                self.0.insert(doc, TextWrite::Replace(body.to_owned()));
+                self.0.insert(doc, TextWrite::Replace(body));
             }
         }
     }
