@@ -28,6 +28,8 @@ pub enum StoreError {
     Postgres(#[from] sqlx::Error),
     #[error("read-model column {column}: {reason}")]
     Column { column: usize, reason: String },
+    #[error("read-model storage: {0}")]
+    Io(#[from] std::io::Error),
     #[error("read-model storage task ended: {0}")]
     Task(String),
     #[error("read model {0}: {1}")]
@@ -244,7 +246,7 @@ const SQLITE_READERS_KEPT: usize = 4;
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        parley_eventlog::create_parent_dirs(path).map_err(|e| StoreError::Task(e.to_string()))?;
+        parley_eventlog::create_parent_dirs(path)?;
         let writer = Connection::open(path)?;
         writer.busy_timeout(Duration::from_secs(30))?;
         writer.pragma_update(None, "journal_mode", "WAL")?;

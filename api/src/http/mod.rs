@@ -132,11 +132,11 @@ impl CommandReply {
 }
 
 /// A cursor of a list ordered by (time, key): `<microseconds>.<key>`.
-pub(crate) fn time_id_cursor(at: i64, key: impl std::fmt::Display) -> String {
+pub(crate) fn time_key_cursor(at: i64, key: impl std::fmt::Display) -> String {
     format!("{at}.{key}")
 }
 
-/// Reads a [`time_id_cursor`] whose key is a `K`; 400 for anything else.
+/// Reads a [`time_key_cursor`] whose key is a `K`; 400 for anything else.
 pub(crate) fn parse_time_key_cursor<K: std::str::FromStr>(
     cursor: &str,
 ) -> Result<(i64, K), Problem> {
@@ -148,7 +148,7 @@ pub(crate) fn parse_time_key_cursor<K: std::str::FromStr>(
     ))
 }
 
-/// Reads a [`time_id_cursor`] whose key is a UUID, as its text.
+/// Reads a [`time_key_cursor`] whose key is a UUID, as its text.
 pub(crate) fn parse_time_id_cursor(cursor: &str) -> Result<(i64, String), Problem> {
     let (at, id) = parse_time_key_cursor::<uuid::Uuid>(cursor)?;
     Ok((at, id.to_string()))

@@ -261,7 +261,7 @@ async fn list(
         tokens.truncate(limit);
         tokens
             .last()
-            .map(|last| super::time_id_cursor(last.issued_at, last.token_id))
+            .map(|last| super::time_key_cursor(last.issued_at, last.token_id))
     } else {
         None
     };

@@ -712,7 +712,7 @@ async fn search_messages(
     };
     Ok(Json(SearchResults {
         hits,
-        next_cursor: next_cursor.map(|(sent_at, doc)| super::time_id_cursor(sent_at, doc)),
+        next_cursor: next_cursor.map(|(sent_at, doc)| super::time_key_cursor(sent_at, doc)),
     }))
 }
 

@@ -551,7 +551,7 @@ async fn list(
         conversations.truncate(limit);
         conversations
             .last()
-            .map(|last| super::time_id_cursor(last.last_activity_at, &last.conversation_id))
+            .map(|last| super::time_key_cursor(last.last_activity_at, &last.conversation_id))
     } else {
         None
     };
