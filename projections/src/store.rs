@@ -10,7 +10,7 @@
 //! - PostgreSQL: the log's database, through sqlx; the blocking thread drives the async driver
 //!   with the runtime's handle.
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{CachedStatement, Connection, OpenFlags};
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Column, Row as _, TypeInfo};
 use std::borrow::Cow;
@@ -304,8 +304,12 @@ fn run_sqlite<T, E: From<StoreError>>(
     work: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
 ) -> Result<T, E> {
     conn.execute_batch(begin).map_err(StoreError::from)?;
-    let mut tx = SqliteTx { conn };
-    match work(&mut tx) {
+    // The transaction's statements go back to the connection's cache before it ends.
+    let result = work(&mut SqliteTx {
+        conn,
+        statements: Vec::new(),
+    });
+    match result {
         Ok(value) => match conn.execute_batch("COMMIT") {
             Ok(()) => Ok(value),
             Err(error) => {
@@ -322,6 +326,25 @@ fn run_sqlite<T, E: From<StoreError>>(
 
 struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// The statements this transaction has run, with their text. A rebuild's transaction runs
+    /// a few dozen statements many thousands of times; finding one here by its text costs a
+    /// few length comparisons and one `memcmp`, where rusqlite's cache would trim, hash, copy
+    /// and reinsert the text on every run.
+    statements: Vec<(String, CachedStatement<'c>)>,
+}
+
+impl<'c> SqliteTx<'c> {
+    fn statement(&mut self, sql: &str) -> Result<&mut CachedStatement<'c>, StoreError> {
+        let found = match self.statements.iter().position(|(text, _)| text == sql) {
+            Some(found) => found,
+            None => {
+                let statement = self.conn.prepare_cached(&sqlite_sql(sql))?;
+                self.statements.push((sql.to_owned(), statement));
+                self.statements.len() - 1
+            }
+        };
+        Ok(&mut self.statements[found].1)
+    }
 }
 
 /// `$1` placeholders as SQLite's numbered `?1`.
@@ -353,13 +376,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
-        let mut statement = self.conn.prepare_cached(&sqlite_sql(sql))?;
+        let statement = self.statement(sql)?;
         Ok(statement.execute(rusqlite::params_from_iter(params))? as u64)
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         use rusqlite::types::ValueRef;
-        let mut statement = self.conn.prepare_cached(&sqlite_sql(sql))?;
+        let statement = self.statement(sql)?;
         let columns = statement.column_count();
         let mut rows = statement.query(rusqlite::params_from_iter(params))?;
         let mut out = Vec::new();
