@@ -9,7 +9,7 @@ pub fn round_trip<E: DomainEvent>(event: &E) -> E {
     event
         .serialize_payload(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
         .expect("every event encodes");
-    let mut decoder = rmp_serde::Deserializer::new(&bytes[..]);
+    let mut decoder = rmp_serde::Deserializer::from_read_ref(&bytes);
     E::deserialize_payload(event.event_type(), &mut decoder)
         .expect("the type name is known")
         .expect("every event decodes")

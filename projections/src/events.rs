@@ -72,7 +72,9 @@ impl<E: DomainEvent> EventCodec for Stored<E> {
         encode(&self.0)
     }
     fn decode_payload(event_type: &str, payload: &[u8]) -> Result<Self, CodecError> {
-        let mut decoder = rmp_serde::Deserializer::new(payload);
+        // Read from the slice itself: strings are copied once, into the event, not first
+        // into a scratch buffer.
+        let mut decoder = rmp_serde::Deserializer::from_read_ref(payload);
         match E::deserialize_payload(event_type, &mut decoder) {
             Some(Ok(event)) => Ok(Stored(event)),
             Some(Err(error)) => Err(CodecError::Decode {
