@@ -218,7 +218,10 @@ struct Statements {
     insert_message: String,
     edit_message: String,
     delete_message: String,
-    upsert_participant: String,
+    /// Adds a participant, or leaves one already there as it is (a no-op writes nothing).
+    add_participant: String,
+    /// Adds a participant or sets whether they follow.
+    set_participant: String,
     remove_participant: String,
     unfollow: String,
     link: String,
@@ -252,11 +255,14 @@ impl Statements {
                 "UPDATE {p}messages SET deleted_at = $3
                  WHERE conversation_id = $1 AND message_id = $2",
             ),
-            upsert_participant: t.sql(
+            add_participant: t.sql(
                 "INSERT INTO {p}participants (conversation_id, participant, following)
-                 VALUES ($1, $2, CASE WHEN $3 < 0 THEN 0 ELSE $3 END)
-                 ON CONFLICT (conversation_id, participant) DO UPDATE
-                 SET following = CASE WHEN $3 < 0 THEN {p}participants.following ELSE $3 END",
+                 VALUES ($1, $2, 0) ON CONFLICT (conversation_id, participant) DO NOTHING",
+            ),
+            set_participant: t.sql(
+                "INSERT INTO {p}participants (conversation_id, participant, following)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (conversation_id, participant) DO UPDATE SET following = $3",
             ),
             remove_participant: t
                 .sql("DELETE FROM {p}participants WHERE conversation_id = $1 AND participant = $2"),
@@ -341,9 +347,17 @@ impl Batch<'_> {
         event: &ConversationEvent,
     ) -> Result<(), StoreError> {
         use ConversationEvent as E;
-        let participant = |tx: &mut dyn Tx, sql: &str, who: String, following: i64| {
-            tx.execute(sql, &[id.into(), who.into(), following.into()])
-        };
+        // `following`: `None` leaves the flag of a participant already there as it is.
+        let participant =
+            |tx: &mut dyn Tx, sql: &Statements, who: String, following: Option<bool>| {
+                match following {
+                    None => tx.execute(&sql.add_participant, &[id.into(), who.into()]),
+                    Some(following) => tx.execute(
+                        &sql.set_participant,
+                        &[id.into(), who.into(), following.into()],
+                    ),
+                }
+            };
         if let E::ConversationStarted(e) = event {
             *self.conv_row(tx, id)? = Some(ConvRow {
                 kind: match e.kind {
@@ -365,18 +379,13 @@ impl Batch<'_> {
                 origin: e.origin.map(|o| json(&o)),
             });
             if let Actor::Agent(agent) = e.started_by {
-                participant(
-                    tx,
-                    &self.sql.upsert_participant,
-                    format!("agent:{agent}"),
-                    0,
-                )?;
+                participant(tx, &self.sql, format!("agent:{agent}"), Some(false))?;
             }
             for c in &e.customers {
-                participant(tx, &self.sql.upsert_participant, format!("customer:{c}"), 0)?;
+                participant(tx, &self.sql, format!("customer:{c}"), Some(false))?;
             }
             for a in &e.members {
-                participant(tx, &self.sql.upsert_participant, format!("agent:{a}"), 0)?;
+                participant(tx, &self.sql, format!("agent:{a}"), Some(false))?;
             }
             return Ok(());
         }
@@ -416,7 +425,7 @@ impl Batch<'_> {
                 if !matches!(e.author, Actor::System)
                     && self.authors.insert(format!("{id} {author}"))
                 {
-                    participant(tx, &sql.upsert_participant, author, -1)?;
+                    participant(tx, sql, author, None)?;
                 }
             }
             E::MessageEdited(e) => {
@@ -443,20 +452,15 @@ impl Batch<'_> {
             E::ConversationRenamed(e) => conv.subject = e.subject.clone(),
             E::ConversationAssigned(e) => {
                 conv.assignee = Some(e.agent.to_string());
-                participant(
-                    tx,
-                    &sql.upsert_participant,
-                    format!("agent:{}", e.agent),
-                    -1,
-                )?;
+                participant(tx, sql, format!("agent:{}", e.agent), None)?;
             }
             E::ConversationTransferred(e) => {
                 conv.assignee = Some(e.to.to_string());
-                participant(tx, &sql.upsert_participant, format!("agent:{}", e.to), -1)?;
+                participant(tx, sql, format!("agent:{}", e.to), None)?;
             }
             E::ConversationTakenOver(e) => {
                 conv.assignee = Some(e.to.to_string());
-                participant(tx, &sql.upsert_participant, format!("agent:{}", e.to), -1)?;
+                participant(tx, sql, format!("agent:{}", e.to), None)?;
             }
             E::ConversationReturnedToQueue(_) => conv.assignee = None,
             E::ConversationQueueChanged(e) => {
@@ -464,12 +468,7 @@ impl Batch<'_> {
                 conv.assignee = None;
             }
             E::ParticipantInvited(e) => {
-                participant(
-                    tx,
-                    &sql.upsert_participant,
-                    format!("agent:{}", e.agent),
-                    -1,
-                )?;
+                participant(tx, sql, format!("agent:{}", e.agent), None)?;
             }
             E::ParticipantRemoved(e) => {
                 let who = participant_key(&e.participant);
@@ -480,7 +479,7 @@ impl Batch<'_> {
                 tx.execute(&sql.remove_participant, &[id.into(), who.into()])?;
             }
             E::ConversationFollowed(e) => {
-                participant(tx, &sql.upsert_participant, format!("agent:{}", e.agent), 1)?;
+                participant(tx, sql, format!("agent:{}", e.agent), Some(true))?;
             }
             E::ConversationUnfollowed(e) => {
                 // Only clears the flag: unfollowing never makes anyone a participant again.

@@ -394,7 +394,10 @@ impl Tx for SqliteTx<'_> {
                     ValueRef::Integer(v) => Value::Int(Some(v)),
                     ValueRef::Real(v) => Value::Real(Some(v)),
                     ValueRef::Text(t) => {
-                        Value::Text(Some(Cow::Owned(String::from_utf8_lossy(t).into_owned())))
+                        Value::Text(Some(Cow::Owned(match std::str::from_utf8(t) {
+                            Ok(text) => text.to_owned(),
+                            Err(_) => String::from_utf8_lossy(t).into_owned(),
+                        })))
                     }
                     ValueRef::Blob(_) => {
                         return Err(StoreError::Column {
