@@ -139,10 +139,16 @@ impl Projection for Detail {
             tickets: HashMap::new(),
             authors: Default::default(),
         };
+        // Ids are written out on the stack: most events need their stream's id only as text.
+        let mut buf = uuid::Uuid::encode_buffer();
         for envelope in events {
             match &envelope.event {
-                Event::Conversation(id, event) => batch.conversation(tx, &id.to_string(), event)?,
-                Event::Ticket(id, event) => batch.ticket(tx, &id.to_string(), event)?,
+                Event::Conversation(id, event) => {
+                    batch.conversation(tx, id.0.hyphenated().encode_lower(&mut buf), event)?
+                }
+                Event::Ticket(id, event) => {
+                    batch.ticket(tx, id.0.hyphenated().encode_lower(&mut buf), event)?
+                }
                 _ => {}
             }
         }
@@ -175,6 +181,15 @@ fn visibility(v: Visibility) -> &'static str {
 
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// A list as JSON; most messages carry no attachments or mentions, and `[]` needs no encoder.
+fn json_list<T: Serialize>(items: &[T]) -> Value<'static> {
+    if items.is_empty() {
+        "[]".into()
+    } else {
+        json(&items).into()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -406,17 +421,18 @@ impl Batch<'_> {
             E::MessageSent(e) => {
                 conv.message_seq += 1;
                 conv.last_activity_at = e.at.0;
+                let mut buf = uuid::Uuid::encode_buffer();
                 tx.execute(
                     &sql.insert_message,
                     &[
                         id.into(),
                         conv.message_seq.into(),
-                        e.message_id.to_string().into(),
+                        (&*e.message_id.0.hyphenated().encode_lower(&mut buf)).into(),
                         actor_key(&e.author).into(),
                         e.body.as_str().into(),
                         visibility(e.visibility).into(),
-                        json(&e.attachments).into(),
-                        json(&e.mentions).into(),
+                        json_list(&e.attachments),
+                        json_list(&e.mentions),
                         e.quote_of.map(|q| q.to_string()).into(),
                         e.at.0.into(),
                     ],

@@ -123,9 +123,10 @@ impl Projection for Inbox {
             tables,
             slots: HashMap::new(),
         };
+        let mut buf = uuid::Uuid::encode_buffer();
         for envelope in events {
             if let Event::Conversation(id, event) = &envelope.event {
-                batch.apply(tx, &id.to_string(), event)?;
+                batch.apply(tx, id.0.hyphenated().encode_lower(&mut buf), event)?;
             }
         }
         batch.flush(tx)

@@ -11,6 +11,7 @@ use crate::store::{Dialect, StoreError, Tx, Value};
 use parley_domain::Actor;
 use parley_domain::conversation::{ConversationEvent, ConversationKind, Participant, Visibility};
 use serde::Serialize;
+use uuid::Uuid;
 
 pub const NAME: &str = "search";
 
@@ -106,11 +107,13 @@ impl Projection for Search {
         // `"<conversation> <participant>"` already recorded in this batch.
         let mut authors = std::collections::HashSet::new();
         let mut text = TextWrites::default();
+        // Ids are written out on the stack, not allocated for every event.
+        let (mut id_buf, mut message_buf) = (Uuid::encode_buffer(), Uuid::encode_buffer());
         for envelope in events {
             let Event::Conversation(id, event) = &envelope.event else {
                 continue;
             };
-            let id = id.to_string();
+            let id: &str = id.0.hyphenated().encode_lower(&mut id_buf);
             match event {
                 ConversationEvent::ConversationStarted(e) => {
                     let kind = match e.kind {
@@ -119,7 +122,7 @@ impl Projection for Search {
                     };
                     tx.execute(
                         &s.conversation,
-                        &[id.as_str().into(), kind.into(), e.subject.as_str().into()],
+                        &[id.into(), kind.into(), e.subject.as_str().into()],
                     )?;
                     let people = e
                         .customers
@@ -131,7 +134,7 @@ impl Projection for Search {
                             _ => None,
                         });
                     for who in people {
-                        tx.execute(&s.participant, &[who.into(), id.as_str().into()])?;
+                        tx.execute(&s.participant, &[who.into(), id.into()])?;
                     }
                 }
                 ConversationEvent::MessageSent(e) => {
@@ -143,8 +146,8 @@ impl Projection for Search {
                     let doc = envelope.position;
                     let mut params: Vec<Value> = vec![
                         doc.into(),
-                        id.as_str().into(),
-                        e.message_id.to_string().into(),
+                        id.into(),
+                        (&*e.message_id.0.hyphenated().encode_lower(&mut message_buf)).into(),
                         visibility.into(),
                         e.at.0.into(),
                     ];
@@ -157,14 +160,11 @@ impl Projection for Search {
                     if let Actor::Agent(a) = e.author
                         && authors.insert(format!("{id} agent:{a}"))
                     {
-                        tx.execute(
-                            &s.participant,
-                            &[format!("agent:{a}").into(), id.as_str().into()],
-                        )?;
+                        tx.execute(&s.participant, &[format!("agent:{a}").into(), id.into()])?;
                     }
                 }
                 ConversationEvent::MessageEdited(e) => {
-                    let key = [id.as_str().into(), e.message_id.to_string().into()];
+                    let key = [id.into(), e.message_id.to_string().into()];
                     if sqlite {
                         if let Some(row) = tx.query_opt(&s.doc_of, &key)? {
                             text.edit(row.i64(0)?, &e.body);
@@ -177,7 +177,7 @@ impl Projection for Search {
                     }
                 }
                 ConversationEvent::MessageDeleted(e) => {
-                    let key = [id.as_str().into(), e.message_id.to_string().into()];
+                    let key = [id.into(), e.message_id.to_string().into()];
                     if sqlite && let Some(row) = tx.query_opt(&s.doc_of, &key)? {
                         text.delete(row.i64(0)?);
                     }
@@ -186,25 +186,25 @@ impl Projection for Search {
                 ConversationEvent::ParticipantInvited(e) => {
                     tx.execute(
                         &s.participant,
-                        &[format!("agent:{}", e.agent).into(), id.as_str().into()],
+                        &[format!("agent:{}", e.agent).into(), id.into()],
                     )?;
                 }
                 ConversationEvent::ConversationAssigned(e) => {
                     tx.execute(
                         &s.participant,
-                        &[format!("agent:{}", e.agent).into(), id.as_str().into()],
+                        &[format!("agent:{}", e.agent).into(), id.into()],
                     )?;
                 }
                 ConversationEvent::ConversationTransferred(e) => {
                     tx.execute(
                         &s.participant,
-                        &[format!("agent:{}", e.to).into(), id.as_str().into()],
+                        &[format!("agent:{}", e.to).into(), id.into()],
                     )?;
                 }
                 ConversationEvent::ConversationTakenOver(e) => {
                     tx.execute(
                         &s.participant,
-                        &[format!("agent:{}", e.to).into(), id.as_str().into()],
+                        &[format!("agent:{}", e.to).into(), id.into()],
                     )?;
                 }
                 ConversationEvent::ParticipantRemoved(e) => {
@@ -213,7 +213,7 @@ impl Projection for Search {
                         Participant::Customer(c) => format!("customer:{c}"),
                     };
                     authors.remove(&format!("{id} {who}"));
-                    tx.execute(&s.remove_participant, &[who.into(), id.as_str().into()])?;
+                    tx.execute(&s.remove_participant, &[who.into(), id.into()])?;
                 }
                 _ => {}
             }
