@@ -7,10 +7,11 @@
 //! conversation and ticket rows are kept in memory for the batch and written once.
 
 use crate::feed::{Envelope, Event};
+use crate::keys::{actor_key, agent_key, customer_key, participant_key};
 use crate::runner::{Projection, Tables};
 use crate::store::{Dialect, Row, StoreError, Tx, Value};
 use parley_domain::Actor;
-use parley_domain::conversation::{ConversationEvent, ConversationKind, Participant, Visibility};
+use parley_domain::conversation::{ConversationEvent, ConversationKind, Visibility};
 use parley_domain::ticket::{TicketEvent, TicketStatus};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -153,22 +154,6 @@ impl Projection for Detail {
             }
         }
         batch.flush(tx)
-    }
-}
-
-/// A participant or author as stored: `agent:<id>`, `customer:<id>` or `system`.
-pub fn actor_key(actor: &Actor) -> String {
-    match actor {
-        Actor::Agent(id) => format!("agent:{id}"),
-        Actor::Customer(id) => format!("customer:{id}"),
-        Actor::System => "system".to_owned(),
-    }
-}
-
-fn participant_key(participant: &Participant) -> String {
-    match participant {
-        Participant::Agent(id) => format!("agent:{id}"),
-        Participant::Customer(id) => format!("customer:{id}"),
     }
 }
 
@@ -394,13 +379,13 @@ impl Batch<'_> {
                 origin: e.origin.map(|o| json(&o)),
             });
             if let Actor::Agent(agent) = e.started_by {
-                participant(tx, &self.sql, format!("agent:{agent}"), Some(false))?;
+                participant(tx, &self.sql, agent_key(agent), Some(false))?;
             }
             for c in &e.customers {
-                participant(tx, &self.sql, format!("customer:{c}"), Some(false))?;
+                participant(tx, &self.sql, customer_key(*c), Some(false))?;
             }
             for a in &e.members {
-                participant(tx, &self.sql, format!("agent:{a}"), Some(false))?;
+                participant(tx, &self.sql, agent_key(*a), Some(false))?;
             }
             return Ok(());
         }
@@ -468,15 +453,15 @@ impl Batch<'_> {
             E::ConversationRenamed(e) => conv.subject = e.subject.clone(),
             E::ConversationAssigned(e) => {
                 conv.assignee = Some(e.agent.to_string());
-                participant(tx, sql, format!("agent:{}", e.agent), None)?;
+                participant(tx, sql, agent_key(e.agent), None)?;
             }
             E::ConversationTransferred(e) => {
                 conv.assignee = Some(e.to.to_string());
-                participant(tx, sql, format!("agent:{}", e.to), None)?;
+                participant(tx, sql, agent_key(e.to), None)?;
             }
             E::ConversationTakenOver(e) => {
                 conv.assignee = Some(e.to.to_string());
-                participant(tx, sql, format!("agent:{}", e.to), None)?;
+                participant(tx, sql, agent_key(e.to), None)?;
             }
             E::ConversationReturnedToQueue(_) => conv.assignee = None,
             E::ConversationQueueChanged(e) => {
@@ -484,25 +469,22 @@ impl Batch<'_> {
                 conv.assignee = None;
             }
             E::ParticipantInvited(e) => {
-                participant(tx, sql, format!("agent:{}", e.agent), None)?;
+                participant(tx, sql, agent_key(e.agent), None)?;
             }
             E::ParticipantRemoved(e) => {
                 let who = participant_key(&e.participant);
                 self.authors.remove(&format!("{id} {who}"));
-                if conv.assignee.as_deref().map(|a| format!("agent:{a}")) == Some(who.clone()) {
+                if conv.assignee.as_deref().map(agent_key) == Some(who.clone()) {
                     conv.assignee = None;
                 }
                 tx.execute(&sql.remove_participant, &[id.into(), who.into()])?;
             }
             E::ConversationFollowed(e) => {
-                participant(tx, sql, format!("agent:{}", e.agent), Some(true))?;
+                participant(tx, sql, agent_key(e.agent), Some(true))?;
             }
             E::ConversationUnfollowed(e) => {
                 // Only clears the flag: unfollowing never makes anyone a participant again.
-                tx.execute(
-                    &sql.unfollow,
-                    &[id.into(), format!("agent:{}", e.agent).into()],
-                )?;
+                tx.execute(&sql.unfollow, &[id.into(), agent_key(e.agent).into()])?;
             }
             E::ConversationPinned(e) => conv.pinned_by = Some(e.agent.to_string()),
             E::ConversationUnpinned(_) => conv.pinned_by = None,
@@ -638,7 +620,7 @@ impl Batch<'_> {
                 let author = ticket
                     .requester
                     .as_ref()
-                    .map_or_else(|| "customer".to_owned(), |r| format!("customer:{r}"));
+                    .map_or_else(|| "customer".to_owned(), customer_key);
                 entry(
                     tx,
                     ticket,
@@ -828,8 +810,8 @@ pub enum Viewer {
 impl Viewer {
     fn key(&self) -> String {
         match self {
-            Viewer::Agent(id) => format!("agent:{id}"),
-            Viewer::Customer(id) => format!("customer:{id}"),
+            Viewer::Agent(id) => agent_key(id),
+            Viewer::Customer(id) => customer_key(id),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod detail;
 pub mod events;
 pub mod feed;
 pub mod inbox;
+pub mod keys;
 pub mod notifier;
 pub mod reports;
 pub mod runner;

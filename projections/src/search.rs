@@ -6,10 +6,11 @@
 //! no copy of the text (detail has it).
 
 use crate::feed::{Envelope, Event};
+use crate::keys::{agent_key, customer_key, participant_key};
 use crate::runner::{Projection, Tables};
 use crate::store::{Dialect, StoreError, Tx, Value};
 use parley_domain::Actor;
-use parley_domain::conversation::{ConversationEvent, ConversationKind, Participant, Visibility};
+use parley_domain::conversation::{ConversationEvent, ConversationKind, Visibility};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -127,10 +128,10 @@ impl Projection for Search {
                     let people = e
                         .customers
                         .iter()
-                        .map(|c| format!("customer:{c}"))
-                        .chain(e.members.iter().map(|a| format!("agent:{a}")))
+                        .map(|c| customer_key(*c))
+                        .chain(e.members.iter().map(|a| agent_key(*a)))
                         .chain(match e.started_by {
-                            Actor::Agent(a) => Some(format!("agent:{a}")),
+                            Actor::Agent(a) => Some(agent_key(a)),
                             _ => None,
                         });
                     for who in people {
@@ -160,7 +161,7 @@ impl Projection for Search {
                     if let Actor::Agent(a) = e.author
                         && authors.insert(format!("{id} agent:{a}"))
                     {
-                        tx.execute(&s.participant, &[format!("agent:{a}").into(), id.into()])?;
+                        tx.execute(&s.participant, &[agent_key(a).into(), id.into()])?;
                     }
                 }
                 ConversationEvent::MessageEdited(e) => {
@@ -184,34 +185,19 @@ impl Projection for Search {
                     tx.execute(&s.delete, &key)?;
                 }
                 ConversationEvent::ParticipantInvited(e) => {
-                    tx.execute(
-                        &s.participant,
-                        &[format!("agent:{}", e.agent).into(), id.into()],
-                    )?;
+                    tx.execute(&s.participant, &[agent_key(e.agent).into(), id.into()])?;
                 }
                 ConversationEvent::ConversationAssigned(e) => {
-                    tx.execute(
-                        &s.participant,
-                        &[format!("agent:{}", e.agent).into(), id.into()],
-                    )?;
+                    tx.execute(&s.participant, &[agent_key(e.agent).into(), id.into()])?;
                 }
                 ConversationEvent::ConversationTransferred(e) => {
-                    tx.execute(
-                        &s.participant,
-                        &[format!("agent:{}", e.to).into(), id.into()],
-                    )?;
+                    tx.execute(&s.participant, &[agent_key(e.to).into(), id.into()])?;
                 }
                 ConversationEvent::ConversationTakenOver(e) => {
-                    tx.execute(
-                        &s.participant,
-                        &[format!("agent:{}", e.to).into(), id.into()],
-                    )?;
+                    tx.execute(&s.participant, &[agent_key(e.to).into(), id.into()])?;
                 }
                 ConversationEvent::ParticipantRemoved(e) => {
-                    let who = match e.participant {
-                        Participant::Agent(a) => format!("agent:{a}"),
-                        Participant::Customer(c) => format!("customer:{c}"),
-                    };
+                    let who = participant_key(&e.participant);
                     authors.remove(&format!("{id} {who}"));
                     tx.execute(&s.remove_participant, &[who.into(), id.into()])?;
                 }
@@ -461,14 +447,14 @@ pub fn search<'a>(
     }
     match searcher {
         Searcher::Agent(agent) => {
-            let p = push(format!("agent:{agent}").into());
+            let p = push(agent_key(agent).into());
             clauses.push(format!(
                 "(c.kind = 'customer' OR EXISTS (SELECT 1 FROM {{p}}participants s
                    WHERE s.participant = {p} AND s.conversation_id = m.conversation_id))"
             ));
         }
         Searcher::Customer(customer) => {
-            let p = push(format!("customer:{customer}").into());
+            let p = push(customer_key(customer).into());
             clauses.push(format!(
                 "c.kind = 'customer' AND m.visibility = 'public' AND EXISTS (SELECT 1 FROM
                  {{p}}participants s WHERE s.participant = {p} AND s.conversation_id = m.conversation_id)"
@@ -479,7 +465,7 @@ pub fn search<'a>(
         let list = query
             .customers
             .iter()
-            .map(|c| push(format!("customer:{c}").into()))
+            .map(|c| push(customer_key(c).into()))
             .collect::<Vec<_>>()
             .join(", ");
         clauses.push(format!(

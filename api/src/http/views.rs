@@ -20,17 +20,18 @@ use super::extract::{Json, Path, Query};
 use super::{AppState, AtLeast};
 use crate::problem::Problem;
 use axum::extract::State;
+use parley_domain::Aggregate;
 use parley_domain::access::Role;
 use parley_domain::conversation::Channel;
-use parley_domain::conversation::{Conversation, Participant};
+use parley_domain::conversation::Conversation;
 use parley_domain::customer::{ChannelIdentity, Customer};
 use parley_domain::helpdesk::{BusinessHours, HelpDesk};
 use parley_domain::ticket::{ChannelInfo, Ticket, TicketSource};
-use parley_domain::{Actor as DomainActor, Aggregate};
 use parley_eventlog::{ActorKind, AsOf, EventLog, Position, StreamId, StreamVersion};
 use parley_projections::audit::{self, AuditEntry, AuditError};
 use parley_projections::detail::{self, ConversationView, TicketView, Viewer};
 use parley_projections::inbox::{self, Section};
+use parley_projections::keys::{actor_key, participant_key};
 use parley_projections::notifier;
 use parley_projections::{StoreError, Tables, Tx};
 use parley_projections::{customers, reports, search};
@@ -1173,22 +1174,6 @@ fn name_of<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
         _ => String::new(),
-    }
-}
-
-/// An actor as the read models write it: `agent:<id>`, `customer:<id>` or `system`.
-fn actor_key(actor: &DomainActor) -> String {
-    match actor {
-        DomainActor::Agent(id) => format!("agent:{id}"),
-        DomainActor::Customer(id) => format!("customer:{id}"),
-        DomainActor::System => "system".to_owned(),
-    }
-}
-
-fn participant_key(participant: &Participant) -> String {
-    match participant {
-        Participant::Agent(id) => format!("agent:{id}"),
-        Participant::Customer(id) => format!("customer:{id}"),
     }
 }
 
