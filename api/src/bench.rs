@@ -710,6 +710,22 @@ pub(crate) fn peak_rss_mb() -> f64 {
     peak_rss_mb_of("self")
 }
 
+/// CPU time (user and system, all threads) that process `pid` has used so far, in seconds; 0
+/// if unknown. Linux counts it in ticks of 1/100 s (`USER_HZ`).
+pub(crate) fn cpu_secs_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces: state is
+    // the first of them, utime and stime the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => 0.0,
+    }
+}
+
 /// Peak resident memory of process `pid` (`self` for this one), in MiB; 0 if unknown.
 pub(crate) fn peak_rss_mb_of(pid: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -6,7 +6,8 @@
 //! agents at once, not of one hot stream. Rate limiting is off in the measured server.
 
 use crate::bench::{
-    BenchArgs, BenchError, Store, backend_name, peak_rss_mb, peak_rss_mb_of, percentile_ms, round2,
+    BenchArgs, BenchError, Store, backend_name, cpu_secs_of, peak_rss_mb, peak_rss_mb_of,
+    percentile_ms, round2,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -193,7 +194,8 @@ struct Phase {
 }
 
 impl Phase {
-    fn report(mut self, name: &str) -> Value {
+    /// The phase's figures; `server_cpu_secs` is the CPU time the server used for it.
+    fn report(mut self, name: &str, server_cpu_secs: f64) -> Value {
         let ok = self.latencies_us.len() as f64;
         json!({
             format!("{name}_requests"): self.latencies_us.len() as u64 + self.failures,
@@ -201,6 +203,7 @@ impl Phase {
             format!("{name}_per_sec"): (ok / self.elapsed.as_secs_f64()).round(),
             format!("{name}_p50_ms"): percentile_ms(&mut self.latencies_us, 50.0),
             format!("{name}_p99_ms"): percentile_ms(&mut self.latencies_us, 99.0),
+            format!("{name}_server_cpu_us"): (server_cpu_secs * 1e6 / ok.max(1.0)).round(),
         })
     }
 }
@@ -267,6 +270,12 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     let server = start_server(store.url()).await?;
     let agents = set_up(&server, connections).await?;
     let base = server.base.clone();
+    let pid = server
+        .child
+        .id()
+        .map(|pid| pid.to_string())
+        .unwrap_or_default();
+    let before_posts = cpu_secs_of(&pid);
 
     let post_base = base.clone();
     let posted = phase(&agents, args.events, move |client, agent, n| {
@@ -283,6 +292,8 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     let caught_up = Instant::now();
     wait_until_caught_up(&server, &agents[0]).await?;
     let catch_up_secs = caught_up.elapsed().as_secs_f64();
+    // A message's CPU includes every read model applying it.
+    let before_reads = cpu_secs_of(&pid);
     let get_base = base;
     let read = phase(&agents, args.events, move |client, agent, _| {
         client
@@ -290,6 +301,7 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
             .bearer_auth(&agent.token)
     })
     .await?;
+    let after_reads = cpu_secs_of(&pid);
 
     let mut report = json!({
         "benchmark": "http",
@@ -297,18 +309,12 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
         "connections": connections,
         "conversations": connections * CONVERSATIONS_PER_CONNECTION,
     });
-    for (key, value) in posted
-        .report("post_message")
-        .as_object()
-        .into_iter()
-        .flatten()
-        .chain(read.report("get_inbox").as_object().into_iter().flatten())
-    {
+    let posted = posted.report("post_message", before_reads - before_posts);
+    let read = read.report("get_inbox", after_reads - before_reads);
+    for (key, value) in [posted, read].iter().filter_map(Value::as_object).flatten() {
         report[key] = value.clone();
     }
-    if let Some(pid) = server.child.id() {
-        report["server_peak_rss_mb"] = json!(peak_rss_mb_of(&pid.to_string()));
-    }
+    report["server_peak_rss_mb"] = json!(peak_rss_mb_of(&pid));
     report["catch_up_secs"] = json!(round2(catch_up_secs));
     report["client_peak_rss_mb"] = json!(peak_rss_mb());
     drop(server);

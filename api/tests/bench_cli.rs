@@ -155,6 +155,8 @@ fn bench_http_posts_messages_and_reads_inboxes_through_the_real_server() {
             "post_message_p99_ms",
             "get_inbox_per_sec",
             "get_inbox_p99_ms",
+            "post_message_server_cpu_us",
+            "get_inbox_server_cpu_us",
             "server_peak_rss_mb",
         ],
     );
