@@ -861,20 +861,20 @@ pub fn page<'a>(
     );
     let rows = tx.query(&t.sql(&sql), &params)?;
     let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for mut row in rows {
         items.push(InboxItem {
-            conversation_id: row.text(0)?,
-            kind: row.text(1)?,
-            channel: row.text(2)?,
-            queue: row.opt_text(3)?,
-            subject: row.text(4)?,
-            status: row.text(5)?,
-            assignee: row.opt_text(6)?,
-            pinned_by: row.opt_text(7)?,
+            conversation_id: row.take_text(0)?,
+            kind: row.take_text(1)?,
+            channel: row.take_text(2)?,
+            queue: row.take_opt_text(3)?,
+            subject: row.take_text(4)?,
+            status: row.take_text(5)?,
+            assignee: row.take_opt_text(6)?,
+            pinned_by: row.take_opt_text(7)?,
             awaiting_first_response: row.bool(8)?,
             started_at: row.i64(9)?,
             last_activity_at: row.i64(10)?,
-            preview: row.text(11)?,
+            preview: row.take_text(11)?,
             unread: row.i64(12)?,
         });
     }

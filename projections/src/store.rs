@@ -97,6 +97,13 @@ impl From<uuid::Uuid> for Value<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row(pub Vec<Value<'static>>);
 
+fn unexpected_null(column: usize) -> StoreError {
+    StoreError::Column {
+        column,
+        reason: "unexpected NULL".into(),
+    }
+}
+
 impl Row {
     fn column(&self, i: usize) -> Result<&Value<'static>, StoreError> {
         self.0.get(i).ok_or_else(|| StoreError::Column {
@@ -118,10 +125,7 @@ impl Row {
     }
 
     pub fn i64(&self, i: usize) -> Result<i64, StoreError> {
-        self.opt_i64(i)?.ok_or_else(|| StoreError::Column {
-            column: i,
-            reason: "unexpected NULL".into(),
-        })
+        self.opt_i64(i)?.ok_or_else(|| unexpected_null(i))
     }
 
     pub fn opt_f64(&self, i: usize) -> Result<Option<f64>, StoreError> {
@@ -148,10 +152,21 @@ impl Row {
     }
 
     pub fn text(&self, i: usize) -> Result<String, StoreError> {
-        self.opt_text(i)?.ok_or_else(|| StoreError::Column {
-            column: i,
-            reason: "unexpected NULL".into(),
-        })
+        self.opt_text(i)?.ok_or_else(|| unexpected_null(i))
+    }
+
+    /// [`Row::opt_text`], moving the text out of the row instead of copying it (the column
+    /// reads as NULL afterwards): for rows turned into owned values once.
+    pub fn take_opt_text(&mut self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.0.get_mut(i) {
+            Some(Value::Text(v)) => Ok(v.take().map(Cow::into_owned)),
+            _ => self.opt_text(i),
+        }
+    }
+
+    /// [`Row::text`], moving the text out of the row (see [`Row::take_opt_text`]).
+    pub fn take_text(&mut self, i: usize) -> Result<String, StoreError> {
+        self.take_opt_text(i)?.ok_or_else(|| unexpected_null(i))
     }
 
     pub fn bool(&self, i: usize) -> Result<bool, StoreError> {
@@ -513,6 +528,25 @@ mod tests {
     fn placeholders_become_numbered_sqlite_parameters() {
         assert_eq!(sqlite_sql("SELECT $1, $2, $1"), "SELECT ?1, ?2, ?1");
         assert_eq!(sqlite_sql("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn taking_text_moves_it_out_and_checks_the_type_as_reading_does() {
+        let mut row = Row(vec!["a".into(), Value::Text(None), 1.into()]);
+        assert_eq!(row.take_text(0).unwrap(), "a");
+        assert!(matches!(
+            row.take_text(0),
+            Err(StoreError::Column { column: 0, .. })
+        ));
+        assert_eq!(row.take_opt_text(1).unwrap(), None);
+        assert!(matches!(
+            row.take_opt_text(2),
+            Err(StoreError::Column { column: 2, .. })
+        ));
+        assert!(matches!(
+            row.take_opt_text(3),
+            Err(StoreError::Column { column: 3, .. })
+        ));
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@
 //! conversation that does not exist); audits for admins and integrations.
 
 use super::auth::Caller;
-use super::extract::{Json, Path, Query};
+use super::extract::{Encoded, Json, Path, Query};
 use super::{AppState, AtLeast};
 use crate::problem::Problem;
 use axum::extract::State;
@@ -79,6 +79,24 @@ where
 {
     state.caught_up(name, position).await?;
     Ok(state.models.query(name, work).await?)
+}
+
+/// [`read`], with `work`'s answer encoded as JSON on the read model's thread (see [`Encoded`]).
+async fn read_encoded<T, F>(
+    state: &AppState,
+    name: &'static str,
+    position: Option<u64>,
+    work: F,
+) -> Result<Encoded<T>, Problem>
+where
+    T: Serialize + 'static,
+    F: Fn(&mut dyn Tx, &Tables) -> Result<T, StoreError> + Send + Sync + 'static,
+{
+    read(state, name, position, move |tx, t| {
+        Encoded::new(&work(tx, t)?)
+            .map_err(|e| StoreError::Corrupt(name, format!("encoding an answer: {e}")))
+    })
+    .await
 }
 
 /// `limit` checked against `1..=max`, `default` when absent.
@@ -182,7 +200,7 @@ async fn inbox_page(
     agent: String,
     section: Section,
     params: InboxParams,
-) -> Result<Json<inbox::Page>, Problem> {
+) -> Result<Encoded<inbox::Page>, Problem> {
     let limit = page_size(params.limit, INBOX_PAGE, INBOX_MAX_PAGE)?;
     let cursor = params
         .cursor
@@ -199,11 +217,10 @@ async fn inbox_page(
         channel: params.channel.map(|c| c.name().to_owned()),
         queue: params.queue.map(|q| q.to_string()),
     };
-    let page = read(state, inbox::NAME, params.position, move |tx, t| {
+    read_encoded(state, inbox::NAME, params.position, move |tx, t| {
         inbox::page(tx, t, &agent, section, &filter, cursor.as_ref(), limit)
     })
-    .await?;
-    Ok(Json(page))
+    .await
 }
 
 /// "My conversations": those the calling agent started, is assigned to, follows, took part in
@@ -216,7 +233,7 @@ async fn inbox_mine(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<InboxParams>,
-) -> Result<Json<inbox::Page>, Problem> {
+) -> Result<Encoded<inbox::Page>, Problem> {
     let agent = caller.require_agent()?;
     inbox_page(&state, agent.to_string(), Section::Mine, params).await
 }
@@ -231,7 +248,7 @@ async fn inbox_from_customers(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<InboxParams>,
-) -> Result<Json<inbox::Page>, Problem> {
+) -> Result<Encoded<inbox::Page>, Problem> {
     require_customer_support(&caller)?;
     if params.unread {
         return Err(Problem::bad_request(
@@ -320,7 +337,7 @@ async fn notifier_page(
     agent: String,
     tab: Tab,
     params: NotifierParams,
-) -> Result<Json<notifier::Page>, Problem> {
+) -> Result<Encoded<notifier::Page>, Problem> {
     let limit = page_size(params.limit, notifier::PAGE_SIZE, notifier::MAX_PAGE_SIZE)?;
     let cursor = params
         .cursor
@@ -328,7 +345,7 @@ async fn notifier_page(
         .map(notifier::parse_cursor)
         .transpose()
         .map_err(|e| Problem::bad_request(e.to_string()))?;
-    let page = read(state, notifier::NAME, params.position, move |tx, t| {
+    read_encoded(state, notifier::NAME, params.position, move |tx, t| {
         let (cursor, limit) = (cursor.as_ref(), Some(limit));
         match tab {
             Tab::AssignedToMe => notifier::assigned_to_me(tx, t, &agent, cursor, limit),
@@ -336,8 +353,7 @@ async fn notifier_page(
             Tab::YourTickets => notifier::your_tickets(tx, t, &agent, cursor, limit),
         }
     })
-    .await?;
-    Ok(Json(page))
+    .await
 }
 
 /// The tab "assigned to me": the calling agent's social messaging tickets that are new or
@@ -351,7 +367,7 @@ async fn notifier_assigned_to_me(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<NotifierParams>,
-) -> Result<Json<notifier::Page>, Problem> {
+) -> Result<Encoded<notifier::Page>, Problem> {
     let agent = caller.require_agent()?;
     notifier_page(&state, agent.to_string(), Tab::AssignedToMe, params).await
 }
@@ -367,7 +383,7 @@ async fn notifier_unassigned(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<NotifierParams>,
-) -> Result<Json<notifier::Page>, Problem> {
+) -> Result<Encoded<notifier::Page>, Problem> {
     caller.require_staff()?;
     notifier_page(&state, String::new(), Tab::Unassigned, params).await
 }
@@ -383,7 +399,7 @@ async fn notifier_your_tickets(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<NotifierParams>,
-) -> Result<Json<notifier::Page>, Problem> {
+) -> Result<Encoded<notifier::Page>, Problem> {
     let agent = caller.require_agent()?;
     notifier_page(&state, agent.to_string(), Tab::YourTickets, params).await
 }
