@@ -797,11 +797,15 @@ pub fn page<'a>(
         params.push(v);
         format!("${}", params.len())
     };
+    // `s` is the section's rows, `c` the conversations' (in "from customers" the same rows).
     let (from, alias) = match section {
         Section::Mine => {
             let a = param(&mut params, agent.into());
             clauses.push(format!("s.agent_id = {a}"));
-            ("{p}members s", "s")
+            (
+                "{p}members s JOIN {p}conversations c ON c.conversation_id = s.conversation_id",
+                "s",
+            )
         }
         Section::FromCustomers => {
             clauses.push("s.kind = 'customer'".into());
@@ -845,14 +849,15 @@ pub fn page<'a>(
             "(s.last_activity_at < {a} OR (s.last_activity_at = {a} AND s.conversation_id < {i}))"
         ));
     }
-    let unread = match section {
-        Section::Mine => "s.unread",
-        Section::FromCustomers => "0",
+    let (c, unread) = match section {
+        Section::Mine => ("c", "s.unread"),
+        Section::FromCustomers => ("s", "0"),
     };
     let sql = format!(
-        "SELECT c.conversation_id, c.kind, c.channel, c.queue, c.subject, c.status, c.assignee,
-                c.pinned_by, c.awaiting, c.started_at, c.last_activity_at, c.preview, {unread}
-         FROM {from} JOIN {{p}}conversations c ON c.conversation_id = s.conversation_id
+        "SELECT {c}.conversation_id, {c}.kind, {c}.channel, {c}.queue, {c}.subject, {c}.status,
+                {c}.assignee, {c}.pinned_by, {c}.awaiting, {c}.started_at, {c}.last_activity_at,
+                {c}.preview, {unread}
+         FROM {from}
          WHERE {}
          ORDER BY s.last_activity_at DESC, s.conversation_id DESC
          LIMIT {}",
