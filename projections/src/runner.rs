@@ -634,21 +634,41 @@ impl ReadModels {
         T: Send + 'static,
         F: Fn(&mut dyn Tx, &Tables) -> Result<T, StoreError> + Send + Sync + 'static,
     {
+        self.query_on(name, false, work).await
+    }
+
+    /// [`ReadModels::query`] for a query known to be short, such as one bounded page of an
+    /// index: on SQLite it runs on the calling task's thread (see [`crate::Store::read_short`]).
+    pub async fn query_short<T, F>(&self, name: &str, work: F) -> Result<T, ViewError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn Tx, &Tables) -> Result<T, StoreError> + Send + Sync + 'static,
+    {
+        self.query_on(name, true, work).await
+    }
+
+    async fn query_on<T, F>(&self, name: &str, short: bool, work: F) -> Result<T, ViewError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn Tx, &Tables) -> Result<T, StoreError> + Send + Sync + 'static,
+    {
         let entry = self.entry(name)?;
         let projection = entry.projection.name();
         let work = Arc::new(work);
         let mut attempts = 0;
         loop {
             let work = work.clone();
-            let result = entry
-                .store
-                .read(move |tx| -> Result<_, StoreError> {
-                    let found = registration(tx, projection, false)?.ok_or_else(|| {
-                        StoreError::Corrupt(projection, "registry row missing".into())
-                    })?;
-                    work(tx, &Tables::new(projection, found.generation))
-                })
-                .await;
+            let read = move |tx: &mut dyn Tx| -> Result<_, StoreError> {
+                let found = registration(tx, projection, false)?.ok_or_else(|| {
+                    StoreError::Corrupt(projection, "registry row missing".into())
+                })?;
+                work(tx, &Tables::new(projection, found.generation))
+            };
+            let result = if short {
+                entry.store.read_short(read).await
+            } else {
+                entry.store.read(read).await
+            };
             match result {
                 // A swap dropped the generation this query had just looked up (or the drop and
                 // this query deadlocked): look again.

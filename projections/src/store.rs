@@ -230,6 +230,22 @@ impl Store {
         self.transaction(false, work).await
     }
 
+    /// [`Store::read`] for a read known to be short (a bounded page of an index, tens of
+    /// microseconds): on SQLite it runs right here, on the calling task's thread, which is
+    /// cheaper than handing it to a blocking thread and back (the log's small reads do the
+    /// same). PostgreSQL's reads always go through a blocking thread.
+    pub async fn read_short<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Store::Sqlite(sqlite) => sqlite.transaction(false, work),
+            Store::Postgres(_) => self.transaction(false, work).await,
+        }
+    }
+
     async fn transaction<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
     where
         T: Send + 'static,

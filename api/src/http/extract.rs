@@ -20,9 +20,9 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// A JSON response encoded where its value was built. A read encodes its answer on the read
-/// model's thread, which then also frees the rows and strings it allocated, instead of handing
-/// them to an HTTP worker to encode and free. `T` is the type encoded (each route's OpenAPI
+/// A JSON response encoded where its value was built: a read encodes its answer on the thread
+/// that ran it, which then also frees the rows and strings it allocated, instead of handing
+/// them to another thread to encode and free. `T` is the type encoded (each route's OpenAPI
 /// `responses` name it too).
 pub struct Encoded<T> {
     body: Vec<u8>,

@@ -81,8 +81,9 @@ where
     Ok(state.models.query(name, work).await?)
 }
 
-/// [`read`], with `work`'s answer encoded as JSON on the read model's thread (see [`Encoded`]).
-async fn read_encoded<T, F>(
+/// [`read`] for one bounded page (a short query, run on this task's thread on SQLite), with
+/// `work`'s answer encoded as JSON where it was built (see [`Encoded`]).
+async fn read_page<T, F>(
     state: &AppState,
     name: &'static str,
     position: Option<u64>,
@@ -92,11 +93,12 @@ where
     T: Serialize + 'static,
     F: Fn(&mut dyn Tx, &Tables) -> Result<T, StoreError> + Send + Sync + 'static,
 {
-    read(state, name, position, move |tx, t| {
+    state.caught_up(name, position).await?;
+    let encoded = move |tx: &mut dyn Tx, t: &Tables| {
         Encoded::new(&work(tx, t)?)
             .map_err(|e| StoreError::Corrupt(name, format!("encoding an answer: {e}")))
-    })
-    .await
+    };
+    Ok(state.models.query_short(name, encoded).await?)
 }
 
 /// `limit` checked against `1..=max`, `default` when absent.
@@ -217,7 +219,7 @@ async fn inbox_page(
         channel: params.channel.map(|c| c.name().to_owned()),
         queue: params.queue.map(|q| q.to_string()),
     };
-    read_encoded(state, inbox::NAME, params.position, move |tx, t| {
+    read_page(state, inbox::NAME, params.position, move |tx, t| {
         inbox::page(tx, t, &agent, section, &filter, cursor.as_ref(), limit)
     })
     .await
@@ -345,7 +347,7 @@ async fn notifier_page(
         .map(notifier::parse_cursor)
         .transpose()
         .map_err(|e| Problem::bad_request(e.to_string()))?;
-    read_encoded(state, notifier::NAME, params.position, move |tx, t| {
+    read_page(state, notifier::NAME, params.position, move |tx, t| {
         let (cursor, limit) = (cursor.as_ref(), Some(limit));
         match tab {
             Tab::AssignedToMe => notifier::assigned_to_me(tx, t, &agent, cursor, limit),
