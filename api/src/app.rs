@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::http::auth::{self, Authenticator};
 use crate::http::idempotency::IdempotencyStore;
-use crate::http::{AppState, Settings};
+use crate::http::{AppState, Settings, Shared};
 use crate::service::{CommandService, ServiceError};
 use parley_domain::access::{Role, TokenId};
 use parley_domain::{Actor, DomainError};
@@ -47,7 +47,7 @@ impl Application {
             })?;
         Ok(Application {
             listener,
-            state: AppState {
+            state: AppState::new(Shared {
                 service: CommandService::new(log.clone()),
                 log,
                 models,
@@ -55,7 +55,7 @@ impl Application {
                 settings: Arc::new(Settings::default()),
                 idempotency: Arc::new(idempotency),
                 stopping: stopping_seen,
-            },
+            }),
             admin_token: config.admin_token.clone(),
             stopping,
         })

@@ -41,9 +41,27 @@ use std::time::Duration;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-/// What every handler can reach.
+/// What every handler can reach. Axum clones the state several times per request, so it is
+/// one shared pointer to [`Shared`] rather than a dozen.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub log: Arc<dyn EventLog>,
     pub models: ReadModels,
     pub service: CommandService,
