@@ -1,7 +1,8 @@
 //! Where read models live: one SQL dialect subset, two backends.
 //!
-//! Read-model code is synchronous and runs on a blocking thread inside one transaction
-//! ([`Tx`]): the runner applies a batch of events and moves the checkpoint in the same
+//! Read-model code is synchronous and runs on a blocking thread (a short read on SQLite: on
+//! the calling task's thread, [`Store::read_short`]) inside one transaction ([`Tx`]): the
+//! runner applies a batch of events and moves the checkpoint in the same
 //! transaction. SQL is written once with `$1`-style placeholders and portable types
 //! (`TEXT`, `BIGINT`, `DOUBLE PRECISION`); only full-text search differs per [`Dialect`].
 //!
@@ -230,10 +231,10 @@ impl Store {
         self.transaction(false, work).await
     }
 
-    /// [`Store::read`] for a read known to be short (a bounded page of an index, tens of
-    /// microseconds): on SQLite it runs right here, on the calling task's thread, which is
-    /// cheaper than handing it to a blocking thread and back (the log's small reads do the
-    /// same). PostgreSQL's reads always go through a blocking thread.
+    /// [`Store::read`] for a read known to be short (a bounded page of one index range, tens
+    /// of microseconds): on SQLite, with a reader connection idle, it runs right here on the
+    /// calling task's thread, which is cheaper than handing it to a blocking thread and back
+    /// (as the log's small reads do). Otherwise, and on PostgreSQL, it is [`Store::read`].
     pub async fn read_short<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -241,7 +242,11 @@ impl Store {
         F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
         match self {
-            Store::Sqlite(sqlite) => sqlite.transaction(false, work),
+            Store::Sqlite(sqlite) => match sqlite.idle_reader() {
+                Some(conn) => sqlite.read_on(conn, work),
+                // Opening a connection is not short: that goes to a blocking thread.
+                None => self.transaction(false, work).await,
+            },
             Store::Postgres(_) => self.transaction(false, work).await,
         }
     }
@@ -296,8 +301,12 @@ impl SqliteStore {
         })
     }
 
+    fn idle_reader(&self) -> Option<Connection> {
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
     fn reader(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(conn) = self.idle_reader() {
             return Ok(conn);
         }
         let conn = Connection::open_with_flags(
@@ -318,14 +327,23 @@ impl SqliteStore {
             let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             run_sqlite(&conn, "BEGIN IMMEDIATE", work)
         } else {
-            let conn = self.reader()?;
-            let result = run_sqlite(&conn, "BEGIN", work);
-            let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if readers.len() < SQLITE_READERS_KEPT {
-                readers.push(conn);
-            }
-            result
+            self.read_on(self.reader()?, work)
         }
+    }
+
+    /// A read transaction on reader `conn`, which is then kept for the next read (up to
+    /// [`SQLITE_READERS_KEPT`] of them).
+    fn read_on<T, E: From<StoreError>>(
+        &self,
+        conn: Connection,
+        work: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let result = run_sqlite(&conn, "BEGIN", work);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < SQLITE_READERS_KEPT {
+            readers.push(conn);
+        }
+        result
     }
 }
 
@@ -563,6 +581,31 @@ mod tests {
             row.take_opt_text(3),
             Err(StoreError::Column { column: 3, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_short_read_answers_like_a_read_with_or_without_an_idle_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Arc::new(SqliteStore::open(&dir.path().join("v.db")).unwrap());
+        let store = Store::Sqlite(sqlite.clone());
+        store
+            .write(|tx| -> Result<_, StoreError> {
+                tx.execute("CREATE TABLE t (k TEXT PRIMARY KEY)", &[])?;
+                tx.execute("INSERT INTO t VALUES ($1)", &["a".into()])
+            })
+            .await
+            .unwrap();
+        let read = |tx: &mut dyn Tx| tx.query("SELECT k FROM t", &[]);
+        // No reader is open yet: a blocking thread opens one, and keeps it.
+        assert!(sqlite.readers.lock().unwrap().is_empty());
+        let first = store.read_short(read).await.unwrap();
+        assert_eq!(sqlite.readers.lock().unwrap().len(), 1);
+        // Now one is idle: the read runs here, on it, and gives it back.
+        let second = store.read_short(read).await.unwrap();
+        assert_eq!(sqlite.readers.lock().unwrap().len(), 1);
+        assert_eq!(first, vec![Row(vec!["a".into()])]);
+        assert_eq!(second, first);
+        assert_eq!(store.read(read).await.unwrap(), first);
     }
 
     #[tokio::test]

@@ -81,12 +81,14 @@ where
     Ok(state.models.query(name, work).await?)
 }
 
-/// [`read`] for one bounded page (a short query, run on this task's thread on SQLite), with
-/// `work`'s answer encoded as JSON where it was built (see [`Encoded`]).
+/// [`read`] for one bounded page, with `work`'s answer encoded as JSON where it was built (see
+/// [`Encoded`]). A page that reads one index range is `short`: on SQLite it runs on this
+/// task's thread (`ReadModels::query_short`).
 async fn read_page<T, F>(
     state: &AppState,
     name: &'static str,
     position: Option<u64>,
+    short: bool,
     work: F,
 ) -> Result<Encoded<T>, Problem>
 where
@@ -98,7 +100,11 @@ where
         Encoded::new(&work(tx, t)?)
             .map_err(|e| StoreError::Corrupt(name, format!("encoding an answer: {e}")))
     };
-    Ok(state.models.query_short(name, encoded).await?)
+    Ok(if short {
+        state.models.query_short(name, encoded).await?
+    } else {
+        state.models.query(name, encoded).await?
+    })
 }
 
 /// `limit` checked against `1..=max`, `default` when absent.
@@ -219,7 +225,8 @@ async fn inbox_page(
         channel: params.channel.map(|c| c.name().to_owned()),
         queue: params.queue.map(|q| q.to_string()),
     };
-    read_page(state, inbox::NAME, params.position, move |tx, t| {
+    let short = filter.reads_one_index_range();
+    read_page(state, inbox::NAME, params.position, short, move |tx, t| {
         inbox::page(tx, t, &agent, section, &filter, cursor.as_ref(), limit)
     })
     .await
@@ -347,14 +354,21 @@ async fn notifier_page(
         .map(notifier::parse_cursor)
         .transpose()
         .map_err(|e| Problem::bad_request(e.to_string()))?;
-    read_page(state, notifier::NAME, params.position, move |tx, t| {
-        let (cursor, limit) = (cursor.as_ref(), Some(limit));
-        match tab {
-            Tab::AssignedToMe => notifier::assigned_to_me(tx, t, &agent, cursor, limit),
-            Tab::Unassigned => notifier::unassigned(tx, t, cursor, limit),
-            Tab::YourTickets => notifier::your_tickets(tx, t, &agent, cursor, limit),
-        }
-    })
+    // Each tab is one range of an index of its own.
+    read_page(
+        state,
+        notifier::NAME,
+        params.position,
+        true,
+        move |tx, t| {
+            let (cursor, limit) = (cursor.as_ref(), Some(limit));
+            match tab {
+                Tab::AssignedToMe => notifier::assigned_to_me(tx, t, &agent, cursor, limit),
+                Tab::Unassigned => notifier::unassigned(tx, t, cursor, limit),
+                Tab::YourTickets => notifier::your_tickets(tx, t, &agent, cursor, limit),
+            }
+        },
+    )
     .await
 }
 
