@@ -1,7 +1,8 @@
 //! The `parley` binary: see `parley --help`.
 
-/// jemalloc instead of the system allocator (ADR 6): read models allocate rows on blocking
-/// threads that the HTTP workers free, a pattern the system allocator serves slowly.
+/// jemalloc instead of the system allocator (ADR 6): memory allocated on one thread and freed
+/// on another (a read's rows, a decoded event) is a pattern the system allocator serves slowly.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
