@@ -292,7 +292,8 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     let caught_up = Instant::now();
     wait_until_caught_up(&server, &agents[0]).await?;
     let catch_up_secs = caught_up.elapsed().as_secs_f64();
-    // A message's CPU includes every read model applying it.
+    // A message's CPU includes the read models' live work up to the inbox's catching up
+    // (any read model still behind then is counted with the reads).
     let before_reads = cpu_secs_of(&pid);
     let get_base = base;
     let read = phase(&agents, args.events, move |client, agent, _| {
