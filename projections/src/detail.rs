@@ -474,7 +474,7 @@ impl Batch<'_> {
             E::ParticipantRemoved(e) => {
                 let who = participant_key(&e.participant);
                 self.authors.remove(&format!("{id} {who}"));
-                if conv.assignee.as_deref().map(agent_key) == Some(who.clone()) {
+                if conv.assignee.as_deref().map(agent_key).as_ref() == Some(&who) {
                     conv.assignee = None;
                 }
                 tx.execute(&sql.remove_participant, &[id.into(), who.into()])?;

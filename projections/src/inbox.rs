@@ -812,23 +812,20 @@ pub fn page<'a>(
         format!("${}", params.len())
     };
     // `s` is the section's rows, `c` the conversations' (in "from customers" the same rows).
-    let (from, alias) = match section {
+    let from = match section {
         Section::Mine => {
             let a = param(&mut params, agent.into());
             clauses.push(format!("s.agent_id = {a}"));
-            (
-                "{p}members s JOIN {p}conversations c ON c.conversation_id = s.conversation_id",
-                "s",
-            )
+            "{p}members s JOIN {p}conversations c ON c.conversation_id = s.conversation_id"
         }
         Section::FromCustomers => {
             clauses.push("s.kind = 'customer'".into());
-            ("{p}conversations s", "s")
+            "{p}conversations s"
         }
     };
     if let Some(status) = &filter.status {
         let s = param(&mut params, status.as_str().into());
-        clauses.push(format!("{alias}.status = {s}"));
+        clauses.push(format!("s.status = {s}"));
     }
     if filter.unassigned {
         clauses.push(match section {

@@ -65,8 +65,8 @@ pub struct Shared {
     pub log: Arc<dyn EventLog>,
     pub models: ReadModels,
     pub service: CommandService,
-    pub auth: Arc<Authenticator>,
-    pub settings: Arc<Settings>,
+    pub auth: Authenticator,
+    pub settings: Settings,
     /// The `Idempotency-Key` records shared by all nodes.
     pub idempotency: Arc<idempotency::IdempotencyStore>,
     /// Turns `true` when the server begins to shut down: endless responses (live streams) end
