@@ -9,6 +9,10 @@ use crate::bench::{
     BenchArgs, BenchError, Store, backend_name, cpu_secs_of, peak_rss_mb, peak_rss_mb_of,
     percentile_ms, round2,
 };
+use axum::http::{HeaderValue, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -19,6 +23,7 @@ const CONVERSATIONS_PER_CONNECTION: usize = 8;
 struct Server {
     child: tokio::process::Child,
     base: String,
+    addr: std::net::SocketAddr,
     admin: String,
 }
 
@@ -77,6 +82,7 @@ async fn start_server(url: &str) -> Result<Server, BenchError> {
     Ok(Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         admin,
     })
 }
@@ -194,8 +200,9 @@ struct Phase {
 }
 
 impl Phase {
-    /// The phase's figures; `server_cpu_secs` is the CPU time the server used for it.
-    fn report(mut self, name: &str, server_cpu_secs: f64) -> Value {
+    /// The phase's figures; `server_cpu_secs` and `client_cpu_secs` are the CPU time the
+    /// server and this process (the load generator) used for it.
+    fn report(mut self, name: &str, server_cpu_secs: f64, client_cpu_secs: f64) -> Value {
         let ok = self.latencies_us.len() as f64;
         json!({
             format!("{name}_requests"): self.latencies_us.len() as u64 + self.failures,
@@ -204,17 +211,34 @@ impl Phase {
             format!("{name}_p50_ms"): percentile_ms(&mut self.latencies_us, 50.0),
             format!("{name}_p99_ms"): percentile_ms(&mut self.latencies_us, 99.0),
             format!("{name}_server_cpu_us"): (server_cpu_secs * 1e6 / ok.max(1.0)).round(),
+            format!("{name}_client_cpu_us"): (client_cpu_secs * 1e6 / ok.max(1.0)).round(),
         })
     }
 }
 
-/// Runs `requests` requests spread over one task per agent; `request(client, agent, n)` builds
-/// the n-th request of an agent.
-async fn phase<F>(agents: &[Agent], requests: u64, request: F) -> Result<Phase, BenchError>
+/// A request of a measured phase: its method, path and JSON body (empty for a GET).
+struct Call {
+    method: hyper::Method,
+    path: String,
+    body: Bytes,
+}
+
+/// Runs `requests` requests spread over one task per agent; `call(agent, n)` gives the n-th
+/// request of an agent. Each task drives one keep-alive HTTP/1.1 connection through hyper's
+/// connection API, with the agent's headers built once: the load generator shares the two
+/// cores with the server, so it should cost as little as a dedicated tool (wrk, oha) would.
+async fn phase<F>(
+    server: &Server,
+    agents: &[Agent],
+    requests: u64,
+    call: F,
+) -> Result<Phase, BenchError>
 where
-    F: Fn(&reqwest::Client, &Agent, u64) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
+    F: Fn(&Agent, u64) -> Call + Send + Sync + Clone + 'static,
 {
     let per_agent = requests.div_ceil(agents.len() as u64);
+    let addr = server.addr;
+    let host = HeaderValue::from_str(&addr.to_string()).map_err(header_error)?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for agent in agents {
@@ -222,29 +246,42 @@ where
             token: agent.token.clone(),
             conversations: agent.conversations.clone(),
         };
-        let request = request.clone();
+        let bearer =
+            HeaderValue::from_str(&format!("Bearer {}", agent.token)).map_err(header_error)?;
+        let (call, host) = (call.clone(), host.clone());
         tasks.spawn(async move {
-            // One keep-alive connection per task.
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .map_err(http_error)?;
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(hyper_error)?;
+            tokio::spawn(connection);
             let mut latencies = Vec::with_capacity(per_agent as usize);
             let mut failures = 0;
             for n in 0..per_agent {
+                let Call { method, path, body } = call(&agent, n);
+                let mut request = hyper::Request::new(Full::new(body));
+                *request.method_mut() = method;
+                *request.uri_mut() = path
+                    .parse()
+                    .map_err(|e| BenchError::Invalid(format!("request path {path}: {e}")))?;
+                let headers = request.headers_mut();
+                headers.insert(header::HOST, host.clone());
+                headers.insert(header::AUTHORIZATION, bearer.clone());
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 let sent = Instant::now();
-                let response = request(&client, &agent, n).send().await;
-                match response {
-                    Ok(r) if r.status().is_success() => {
-                        // Read the body: the request is over when the client has it all.
-                        let _ = r.bytes().await;
-                        latencies.push(sent.elapsed().as_micros() as u64);
-                    }
-                    Ok(r) => {
-                        let _ = r.bytes().await;
-                        failures += 1;
-                    }
-                    Err(_) => failures += 1,
+                sender.ready().await.map_err(hyper_error)?;
+                let response = sender.send_request(request).await.map_err(hyper_error)?;
+                let ok = response.status().is_success();
+                // Read the body: the request is over when the client has it all.
+                let read = response.into_body().collect().await;
+                match read {
+                    Ok(_) if ok => latencies.push(sent.elapsed().as_micros() as u64),
+                    _ => failures += 1,
                 }
             }
             Ok::<_, BenchError>((latencies, failures))
@@ -264,28 +301,37 @@ where
     })
 }
 
+fn hyper_error(error: hyper::Error) -> BenchError {
+    BenchError::Invalid(format!("HTTP: {error}"))
+}
+
+fn header_error(error: axum::http::header::InvalidHeaderValue) -> BenchError {
+    BenchError::Invalid(format!("a header: {error}"))
+}
+
 pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     let connections = args.writers as usize;
     let store = Store::fresh(args).await?;
     let server = start_server(store.url()).await?;
     let agents = set_up(&server, connections).await?;
-    let base = server.base.clone();
     let pid = server
         .child
         .id()
         .map(|pid| pid.to_string())
         .unwrap_or_default();
     let before_posts = cpu_secs_of(&pid);
+    let client_before_posts = cpu_secs_of("self");
 
-    let post_base = base.clone();
-    let posted = phase(&agents, args.events, move |client, agent, n| {
+    let message = Bytes::from(
+        json!({"body": "Thanks, the parcel left the warehouse this morning."}).to_string(),
+    );
+    let posted = phase(&server, &agents, args.events, move |agent, n| {
         let conversation = &agent.conversations[n as usize % agent.conversations.len()];
-        client
-            .post(format!(
-                "{post_base}/api/v1/conversations/{conversation}/messages"
-            ))
-            .bearer_auth(&agent.token)
-            .json(&json!({"body": "Thanks, the parcel left the warehouse this morning."}))
+        Call {
+            method: hyper::Method::POST,
+            path: format!("/api/v1/conversations/{conversation}/messages"),
+            body: message.clone(),
+        }
     })
     .await?;
     // Reads are measured on an inbox that has applied every message.
@@ -295,14 +341,15 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     // A message's CPU includes the read models' live work up to the inbox's catching up
     // (any read model still behind then is counted with the reads).
     let before_reads = cpu_secs_of(&pid);
-    let get_base = base;
-    let read = phase(&agents, args.events, move |client, agent, _| {
-        client
-            .get(format!("{get_base}/api/v1/inbox/from-customers?limit=20"))
-            .bearer_auth(&agent.token)
+    let client_before_reads = cpu_secs_of("self");
+    let read = phase(&server, &agents, args.events, move |_, _| Call {
+        method: hyper::Method::GET,
+        path: "/api/v1/inbox/from-customers?limit=20".to_owned(),
+        body: Bytes::new(),
     })
     .await?;
     let after_reads = cpu_secs_of(&pid);
+    let client_after_reads = cpu_secs_of("self");
 
     let mut report = json!({
         "benchmark": "http",
@@ -310,8 +357,16 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
         "connections": connections,
         "conversations": connections * CONVERSATIONS_PER_CONNECTION,
     });
-    let posted = posted.report("post_message", before_reads - before_posts);
-    let read = read.report("get_inbox", after_reads - before_reads);
+    let posted = posted.report(
+        "post_message",
+        before_reads - before_posts,
+        client_before_reads - client_before_posts,
+    );
+    let read = read.report(
+        "get_inbox",
+        after_reads - before_reads,
+        client_after_reads - client_before_reads,
+    );
     for (key, value) in [posted, read].iter().filter_map(Value::as_object).flatten() {
         report[key] = value.clone();
     }
