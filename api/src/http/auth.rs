@@ -33,20 +33,24 @@ const TOKEN_PREFIX: &str = "parley_";
 pub fn new_secret() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    let mut secret = String::with_capacity(TOKEN_PREFIX.len() + 64);
-    secret.push_str(TOKEN_PREFIX);
-    for byte in bytes {
-        secret.push_str(&format!("{byte:02x}"));
-    }
-    Ok(secret)
+    Ok(format!("{TOKEN_PREFIX}{}", hex(&bytes)))
 }
 
 /// The digest stored for a secret: SHA-256, lower-case hex.
 pub fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// `bytes` in lower-case hex. Every authenticated request encodes a digest; formatting each
+/// byte through `format!` cost more than hashing the secret.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 /// Checks bearer tokens and applies per-token rate limits.
@@ -247,5 +251,34 @@ impl Caller {
                 "the /widget routes take a visitor token",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_in_lower_case_hex() {
+        // FIPS 180-2's example.
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn new_secrets_are_prefixed_hex_and_differ() {
+        let (a, b) = (new_secret().unwrap(), new_secret().unwrap());
+        assert_ne!(a, b);
+        let digits = a.strip_prefix(TOKEN_PREFIX).unwrap();
+        assert_eq!(digits.len(), 64);
+        assert!(
+            digits
+                .bytes()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        );
     }
 }

@@ -376,11 +376,7 @@ fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> String {
     hasher.update(uri.path_and_query().map_or("", |p| p.as_str()).as_bytes());
     hasher.update(b"\n");
     hasher.update(body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::auth::hex(&hasher.finalize())
 }
 
 /// Whether an answer is replayed to retries, or the request may be tried again: what did not
