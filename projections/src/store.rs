@@ -352,15 +352,21 @@ fn run_sqlite<T, E: From<StoreError>>(
     begin: &str,
     work: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
 ) -> Result<T, E> {
-    conn.execute_batch(begin).map_err(StoreError::from)?;
+    // Cached like every other statement: `execute_batch` would parse it on every call.
+    conn.prepare_cached(begin)
+        .and_then(|mut s| s.execute([]))
+        .map_err(StoreError::from)?;
     // The transaction's statements go back to the connection's cache before it ends.
     let result = work(&mut SqliteTx {
         conn,
         statements: Vec::new(),
     });
     match result {
-        Ok(value) => match conn.execute_batch("COMMIT") {
-            Ok(()) => Ok(value),
+        Ok(value) => match conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+        {
+            Ok(_) => Ok(value),
             Err(error) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(StoreError::from(error).into())
