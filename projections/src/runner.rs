@@ -12,9 +12,9 @@
 
 use crate::feed::{Envelope, FeedError, decode_all, decode_wanted};
 use crate::store::{Dialect, SqliteStore, Store, StoreError, Tx};
-use parley_eventlog::{EventLog, LogError, Position, Subscription};
+use parley_eventlog::{EventLog, LogError, Position, RecordedEvent};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,8 @@ use tokio::sync::watch;
 
 /// Events per transaction while following the log.
 const LIVE_BATCH: usize = 2_000;
+/// Decoded stretches of new events kept for the read models that have yet to apply them.
+const LIVE_STRETCHES_KEPT: usize = 8;
 /// Events per read while rebuilding.
 const REBUILD_BATCH: usize = 10_000;
 /// Events per transaction while rebuilding (memory stays bounded by this).
@@ -218,6 +220,91 @@ pub struct ReadModels {
     order: Arc<Vec<&'static str>>,
     pool: Option<PgPool>,
     leading: Arc<std::sync::atomic::AtomicBool>,
+    live: Arc<LiveFeed>,
+}
+
+/// New events, read from the log and decoded once for every read model that follows it: they
+/// all follow at about the same position. The first to reach the end of what is kept reads the
+/// next stretch while holding the lock, so the others wait for it instead of reading it again;
+/// one that has fallen behind what is kept (or must skip what fails to decode for another read
+/// model) reads for itself, as a rebuild's catching up would.
+struct LiveFeed {
+    log: Arc<dyn EventLog>,
+    projections: Vec<Arc<dyn Projection>>,
+    kept: tokio::sync::Mutex<VecDeque<Arc<LiveStretch>>>,
+}
+
+/// Every event after `after` up to its last one (decoded if any read model wants it).
+struct LiveStretch {
+    after: i64,
+    events: Vec<Envelope>,
+}
+
+impl LiveStretch {
+    fn last(&self) -> i64 {
+        self.events.last().map_or(self.after, |e| e.position)
+    }
+}
+
+impl LiveFeed {
+    /// Events after `position` for `projection`, up to [`LIVE_BATCH`] of them, as a stretch
+    /// and the index of its first event after `position` (none if the log holds none yet).
+    async fn after(
+        &self,
+        position: i64,
+        projection: &dyn Projection,
+    ) -> Result<(Arc<LiveStretch>, usize), ViewError> {
+        let mut kept = self.kept.lock().await;
+        if let Some(stretch) = kept
+            .iter()
+            .find(|s| s.after <= position && position < s.last())
+        {
+            let from = stretch.events.partition_point(|e| e.position <= position);
+            return Ok((stretch.clone(), from));
+        }
+        if kept.back().is_some_and(|s| position < s.last()) {
+            // Behind what is kept: not a stretch the others will ask for.
+            drop(kept);
+            let events = self.read(position).await?;
+            return Ok((Arc::new(Self::decoded(position, &events, projection)?), 0));
+        }
+        let events = self.read(position).await?;
+        let wanted = |stream: &str, event_type: &str| {
+            self.projections.iter().any(|p| p.wants(stream, event_type))
+        };
+        let Ok(decoded) = decode_wanted(&events, wanted) else {
+            // Something another read model wants does not decode: it reports that itself.
+            drop(kept);
+            return Ok((Arc::new(Self::decoded(position, &events, projection)?), 0));
+        };
+        let stretch = Arc::new(LiveStretch {
+            after: position,
+            events: decoded,
+        });
+        if !stretch.events.is_empty() {
+            kept.push_back(stretch.clone());
+            if kept.len() > LIVE_STRETCHES_KEPT {
+                kept.pop_front();
+            }
+        }
+        Ok((stretch, 0))
+    }
+
+    async fn read(&self, after: i64) -> Result<Vec<RecordedEvent>, LogError> {
+        self.log.read_all(Position(after as u64), LIVE_BATCH).await
+    }
+
+    /// `events` (read after `after`) decoded for `projection` alone.
+    fn decoded(
+        after: i64,
+        events: &[RecordedEvent],
+        projection: &dyn Projection,
+    ) -> Result<LiveStretch, FeedError> {
+        Ok(LiveStretch {
+            after,
+            events: decode_wanted(events, |s, t| projection.wants(s, t))?,
+        })
+    }
 }
 
 /// Where a SQLite log's read models live: a directory next to the log file, one database per
@@ -513,8 +600,14 @@ impl ReadModels {
                 },
             );
         }
+        let live = Arc::new(LiveFeed {
+            log: log.clone(),
+            projections: entries.values().map(|e| e.projection.clone()).collect(),
+            kept: tokio::sync::Mutex::default(),
+        });
         let models = ReadModels {
             log,
+            live,
             entries: Arc::new(entries),
             order: Arc::new(order),
             pool,
@@ -775,34 +868,41 @@ impl ReadModels {
         self.follow(name).await
     }
 
-    /// Applies new events to the serving generation as they are appended.
+    /// Applies new events to the serving generation as they are appended (read through the
+    /// shared [`LiveFeed`]).
     async fn follow(&self, name: &'static str) -> Result<(), ViewError> {
         let entry = self.entry(name)?;
-        let start = self.registration(name).await?.position;
-        entry.position.send_replace(start);
-        let mut feed = Subscription::new(self.log.clone(), Position(start as u64), LIVE_BATCH);
+        let mut position = self.registration(name).await?.position;
+        entry.position.send_replace(position);
+        let mut head = self.log.watch_head();
         loop {
-            let events = feed.next_batch().await?;
-            let reached = self.apply_live(entry, events).await?;
-            if reached as u64 > feed.position().0 {
-                // A swap moved the checkpoint past what this feed has read: skip ahead.
-                feed = Subscription::new(self.log.clone(), Position(reached as u64), LIVE_BATCH);
+            let known = head.borrow_and_update().0;
+            if known > position as u64 {
+                let (stretch, from) = self.live.after(position, entry.projection.as_ref()).await?;
+                if from < stretch.events.len() {
+                    // Past the stretch if a swap moved the checkpoint beyond it.
+                    position = self.apply_live(entry, stretch, from).await?;
+                    entry.position.send_replace(position);
+                    entry
+                        .failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take();
+                    continue;
+                }
             }
-            entry.position.send_replace(reached);
-            entry
-                .failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
+            head.changed().await.map_err(|_| LogError::Closed)?;
         }
     }
 
+    /// Applies `stretch`'s events from index `from` on, in one transaction; answers the
+    /// checkpoint reached.
     async fn apply_live(
         &self,
         entry: &Entry,
-        events: Vec<parley_eventlog::RecordedEvent>,
+        stretch: Arc<LiveStretch>,
+        from: usize,
     ) -> Result<i64, ViewError> {
-        let decoded = decode_wanted(&events, |s, t| entry.projection.wants(s, t))?;
         let projection = entry.projection.clone();
         let reached = entry
             .store
@@ -818,15 +918,16 @@ impl ReadModels {
                         ours: projection.version(),
                     });
                 }
-                let fresh: Vec<&Envelope> = decoded
-                    .iter()
-                    .filter(|e| e.position > found.position)
-                    .collect();
-                let Some(last) = fresh.last().map(|e| e.position) else {
+                let events = &stretch.events[from..];
+                let start = events.partition_point(|e| e.position <= found.position);
+                let Some(last) = events
+                    .last()
+                    .map(|e| e.position)
+                    .filter(|_| start < events.len())
+                else {
                     return Ok(found.position);
                 };
-                let start = decoded.len() - fresh.len();
-                projection.apply(tx, &Tables::new(name, found.generation), &decoded[start..])?;
+                projection.apply(tx, &Tables::new(name, found.generation), &events[start..])?;
                 tx.execute(
                     "UPDATE parley_projections SET position = $2 WHERE name = $1",
                     &[name.into(), last.into()],

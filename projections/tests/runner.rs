@@ -7,7 +7,7 @@ mod support;
 use parley_eventlog::{EventLog, LogOptions};
 use parley_projections::workload::{Shape, Workload};
 use parley_projections::{
-    Dialect, Envelope, Projection, ReadModels, StoreError, Tables, Tx, ViewError, inbox,
+    Dialect, Envelope, Projection, ReadModels, StoreError, Tables, Tx, ViewError, detail, inbox,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,36 @@ impl Projection for InboxV2 {
     }
     fn apply(&self, tx: &mut dyn Tx, t: &Tables, events: &[Envelope]) -> Result<(), StoreError> {
         inbox::Inbox.apply(tx, t, events)
+    }
+}
+
+/// The detail read model, slowed down: it falls behind the others while they follow the log.
+struct SlowDetail;
+
+impl Projection for SlowDetail {
+    fn name(&self) -> &'static str {
+        detail::NAME
+    }
+    fn version(&self) -> i64 {
+        detail::Detail.version()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        detail::Detail.tables()
+    }
+    fn schema(&self, dialect: Dialect) -> Vec<&'static str> {
+        detail::Detail.schema(dialect)
+    }
+    fn query_indexes(&self, dialect: Dialect) -> Vec<&'static str> {
+        detail::Detail.query_indexes(dialect)
+    }
+    fn wants(&self, stream: &str, event_type: &str) -> bool {
+        detail::Detail.wants(stream, event_type)
+    }
+    fn apply(&self, tx: &mut dyn Tx, t: &Tables, events: &[Envelope]) -> Result<(), StoreError> {
+        // Stands in for a read model that applies a batch more slowly than the others: the
+        // only way to make it lag behind the stretches the live feed keeps.
+        std::thread::sleep(Duration::from_millis(20));
+        detail::Detail.apply(tx, t, events)
     }
 }
 
@@ -162,6 +192,32 @@ async fn one_pass_rebuilds_every_read_model_under_live_appends(backend: Backend)
     assert!(matches!(unknown, Err(ViewError::UnknownProjection(n)) if n == "nope"));
 }
 
+/// Every read model follows appends made in many small rounds through the shared live feed,
+/// one of them too slowly to stay within what it keeps: each ends equal to its rebuild.
+async fn read_models_following_together_equal_their_rebuilds(backend: Backend) {
+    let projections = parley_projections::all()
+        .into_iter()
+        .map(|p| match p.name() {
+            detail::NAME => Arc::new(SlowDetail) as _,
+            _ => p,
+        })
+        .collect();
+    let Some(w) = World::new(backend, projections).await else {
+        return;
+    };
+    let mut workload = small_workload(6);
+    for _ in 0..60 {
+        fill(&w.log, &mut workload, 25).await;
+        tokio::task::yield_now().await;
+    }
+    w.settle().await;
+    for name in w.models.names().to_vec() {
+        let live = w.models.dump(name).await.unwrap();
+        w.models.rebuild(name, |_| {}).await.unwrap();
+        assert_eq!(w.models.dump(name).await.unwrap(), live, "{name}");
+    }
+}
+
 async fn waiting_for_a_position_never_reached_is_a_typed_timeout(backend: Backend) {
     let Some(w) = World::new(backend, vec![Arc::new(inbox::Inbox) as _]).await else {
         return;
@@ -228,4 +284,5 @@ on_both_backends! {
     a_rebuild_under_live_appends_misses_nothing => super::a_rebuild_under_live_appends_misses_nothing;
     waiting_for_a_position_never_reached_is_a_typed_timeout => super::waiting_for_a_position_never_reached_is_a_typed_timeout;
     one_pass_rebuilds_every_read_model_under_live_appends => super::one_pass_rebuilds_every_read_model_under_live_appends;
+    read_models_following_together_equal_their_rebuilds => super::read_models_following_together_equal_their_rebuilds;
 }
