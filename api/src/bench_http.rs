@@ -250,17 +250,12 @@ where
             HeaderValue::from_str(&format!("Bearer {}", agent.token)).map_err(header_error)?;
         let (call, host) = (call.clone(), host.clone());
         tasks.spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(hyper_error)?;
-            tokio::spawn(connection);
+            let mut sender = connect(addr).await?;
             let mut latencies = Vec::with_capacity(per_agent as usize);
             let mut failures = 0;
             for n in 0..per_agent {
                 let Call { method, path, body } = call(&agent, n);
+                let json = !body.is_empty();
                 let mut request = hyper::Request::new(Full::new(body));
                 *request.method_mut() = method;
                 *request.uri_mut() = path
@@ -269,13 +264,24 @@ where
                 let headers = request.headers_mut();
                 headers.insert(header::HOST, host.clone());
                 headers.insert(header::AUTHORIZATION, bearer.clone());
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+                if json {
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                }
                 let sent = Instant::now();
-                sender.ready().await.map_err(hyper_error)?;
-                let response = sender.send_request(request).await.map_err(hyper_error)?;
+                let response = match sender.ready().await {
+                    Ok(()) => sender.send_request(request).await,
+                    Err(error) => Err(error),
+                };
+                let Ok(response) = response else {
+                    // The connection failed (or the server closed it): a failed request, and
+                    // a new connection for the next one.
+                    failures += 1;
+                    sender = connect(addr).await?;
+                    continue;
+                };
                 let ok = response.status().is_success();
                 // Read the body: the request is over when the client has it all.
                 let read = response.into_body().collect().await;
@@ -299,6 +305,19 @@ where
         failures,
         elapsed: started.elapsed(),
     })
+}
+
+/// A keep-alive HTTP/1.1 connection to the server.
+async fn connect(
+    addr: std::net::SocketAddr,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, BenchError> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(hyper_error)?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 fn hyper_error(error: hyper::Error) -> BenchError {

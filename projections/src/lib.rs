@@ -31,7 +31,9 @@ pub mod workload;
 use std::sync::Arc;
 
 pub use feed::{Envelope, Event};
-pub use runner::{Progress, Projection, ReadModels, Rebuilt, Registration, Tables, ViewError};
+pub use runner::{
+    LiveFeedReads, Progress, Projection, ReadModels, Rebuilt, Registration, Tables, ViewError,
+};
 pub use store::{Dialect, Row, Store, StoreError, Tx, Value};
 
 /// Every read model, in the order the runner starts them.

@@ -17,6 +17,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -232,6 +233,14 @@ struct LiveFeed {
     log: Arc<dyn EventLog>,
     projections: Vec<Arc<dyn Projection>>,
     kept: tokio::sync::Mutex<VecDeque<Arc<LiveStretch>>>,
+    reads: LiveFeedReads,
+}
+
+/// How often live feeding has read the log: once for all read models, or for one alone.
+#[derive(Debug, Default)]
+pub struct LiveFeedReads {
+    pub shared: std::sync::atomic::AtomicU64,
+    pub own: std::sync::atomic::AtomicU64,
 }
 
 /// Every event after `after` up to its last one (decoded if any read model wants it).
@@ -265,6 +274,7 @@ impl LiveFeed {
         if kept.back().is_some_and(|s| position < s.last()) {
             // Behind what is kept: not a stretch the others will ask for.
             drop(kept);
+            self.reads.own.fetch_add(1, Ordering::Relaxed);
             let events = self.read(position).await?;
             return Ok((Arc::new(Self::decoded(position, &events, projection)?), 0));
         }
@@ -275,8 +285,10 @@ impl LiveFeed {
         let Ok(decoded) = decode_wanted(&events, wanted) else {
             // Something another read model wants does not decode: it reports that itself.
             drop(kept);
+            self.reads.own.fetch_add(1, Ordering::Relaxed);
             return Ok((Arc::new(Self::decoded(position, &events, projection)?), 0));
         };
+        self.reads.shared.fetch_add(1, Ordering::Relaxed);
         let stretch = Arc::new(LiveStretch {
             after: position,
             events: decoded,
@@ -604,6 +616,7 @@ impl ReadModels {
             log: log.clone(),
             projections: entries.values().map(|e| e.projection.clone()).collect(),
             kept: tokio::sync::Mutex::default(),
+            reads: LiveFeedReads::default(),
         });
         let models = ReadModels {
             log,
@@ -655,8 +668,14 @@ impl ReadModels {
     }
 
     /// Whether this process feeds the read models (always, on SQLite, once running).
+    /// How often live feeding has read the log for all read models at once, and for one alone
+    /// (one that lags behind what the feed keeps, or must read past what another cannot decode).
+    pub fn live_feed_reads(&self) -> &LiveFeedReads {
+        &self.live.reads
+    }
+
     pub fn is_leading(&self) -> bool {
-        self.leading.load(std::sync::atomic::Ordering::Relaxed)
+        self.leading.load(Ordering::Relaxed)
     }
 
     /// The projections' names, in registration order.
@@ -801,8 +820,7 @@ impl ReadModels {
             Some(pool) => Some(lead(pool).await?),
             None => None,
         };
-        self.leading
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.leading.store(true, Ordering::Relaxed);
         let mut tasks = tokio::task::JoinSet::new();
         for name in self.order.iter().copied() {
             let models = self.clone();

@@ -4,14 +4,17 @@
 
 mod support;
 
-use parley_eventlog::{EventLog, LogOptions};
+use parley_eventlog::{EventLog, ExpectedVersion, LogOptions, Metadata, NewEvent, StreamId};
 use parley_projections::workload::{Shape, Workload};
 use parley_projections::{
-    Dialect, Envelope, Projection, ReadModels, StoreError, Tables, Tx, ViewError, detail, inbox,
+    Dialect, Envelope, Projection, ReadModels, StoreError, Tables, Tx, ViewError, access, detail,
+    inbox,
 };
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use support::*;
+use uuid::Uuid;
 
 /// A help desk of ten lives at a time.
 fn small_workload(seed: u64) -> Workload {
@@ -208,14 +211,75 @@ async fn read_models_following_together_equal_their_rebuilds(backend: Backend) {
     let mut workload = small_workload(6);
     for _ in 0..60 {
         fill(&w.log, &mut workload, 25).await;
-        tokio::task::yield_now().await;
     }
     w.settle().await;
+    let reads = w.models.live_feed_reads();
+    assert!(reads.shared.load(Ordering::Relaxed) > 0, "no read for all");
+    assert!(
+        reads.own.load(Ordering::Relaxed) > 0,
+        "the slow read model never fell behind what the feed keeps"
+    );
     for name in w.models.names().to_vec() {
         let live = w.models.dump(name).await.unwrap();
         w.models.rebuild(name, |_| {}).await.unwrap();
         assert_eq!(w.models.dump(name).await.unwrap(), live, "{name}");
     }
+}
+
+/// A stored event that some read models want and cannot decode stops those alone: the others
+/// read past it (each for itself, since the shared decode fails) and keep following.
+async fn an_event_some_read_models_cannot_decode_stops_only_those(backend: Backend) {
+    let Some(w) = World::new(backend, parley_projections::all()).await else {
+        return;
+    };
+    let mut workload = small_workload(7);
+    fill(&w.log, &mut workload, 200).await;
+    let stream = format!("token-{}", Uuid::now_v7());
+    let broken = w
+        .log
+        .append(
+            &StreamId::new(stream.clone()).unwrap(),
+            ExpectedVersion::Any,
+            vec![NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "TokenIssued".into(),
+                schema_version: 1,
+                // 0xc1 is a MessagePack marker that is never used.
+                payload: vec![0xc1],
+                metadata: Metadata::default(),
+            }],
+        )
+        .await
+        .unwrap()
+        .last_position()
+        .0;
+    let head = fill(&w.log, &mut workload, 200).await;
+    let (stopped, going): (Vec<_>, Vec<_>) = parley_projections::all()
+        .into_iter()
+        .partition(|p| p.wants(&stream, "TokenIssued"));
+    assert!(stopped.iter().any(|p| p.name() == access::NAME));
+    assert!(!going.is_empty());
+    for p in &going {
+        let name = p.name();
+        w.models
+            .wait_for(name, head, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for p in &stopped {
+        let name = p.name();
+        assert!(w.models.position(name).unwrap() < broken, "{name}");
+        // Failures are recorded as they happen; poll for this one's.
+        while w.models.failure(name).is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} reported no failure"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(w.models.live_feed_reads().own.load(Ordering::Relaxed) > 0);
 }
 
 async fn waiting_for_a_position_never_reached_is_a_typed_timeout(backend: Backend) {
@@ -285,4 +349,5 @@ on_both_backends! {
     waiting_for_a_position_never_reached_is_a_typed_timeout => super::waiting_for_a_position_never_reached_is_a_typed_timeout;
     one_pass_rebuilds_every_read_model_under_live_appends => super::one_pass_rebuilds_every_read_model_under_live_appends;
     read_models_following_together_equal_their_rebuilds => super::read_models_following_together_equal_their_rebuilds;
+    an_event_some_read_models_cannot_decode_stops_only_those => super::an_event_some_read_models_cannot_decode_stops_only_those;
 }
