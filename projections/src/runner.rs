@@ -17,7 +17,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -239,8 +239,8 @@ struct LiveFeed {
 /// How often live feeding has read the log: once for all read models, or for one alone.
 #[derive(Debug, Default)]
 pub struct LiveFeedReads {
-    pub shared: std::sync::atomic::AtomicU64,
-    pub own: std::sync::atomic::AtomicU64,
+    pub shared: AtomicU64,
+    pub own: AtomicU64,
 }
 
 /// Every event after `after` up to its last one (decoded if any read model wants it).
@@ -667,13 +667,13 @@ impl ReadModels {
         Ok(store)
     }
 
-    /// Whether this process feeds the read models (always, on SQLite, once running).
     /// How often live feeding has read the log for all read models at once, and for one alone
     /// (one that lags behind what the feed keeps, or must read past what another cannot decode).
     pub fn live_feed_reads(&self) -> &LiveFeedReads {
         &self.live.reads
     }
 
+    /// Whether this process feeds the read models (always, on SQLite, once running).
     pub fn is_leading(&self) -> bool {
         self.leading.load(Ordering::Relaxed)
     }

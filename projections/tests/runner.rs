@@ -56,10 +56,38 @@ impl Projection for InboxV2 {
     }
 }
 
-/// The detail read model, slowed down: it falls behind the others while they follow the log.
-struct SlowDetail;
+/// The detail read model, held back until its gate opens: it falls behind the others.
+struct HeldDetail(Arc<Gate>);
 
-impl Projection for SlowDetail {
+/// Closed until [`Gate::open`]; opening it releases every `apply` waiting on it.
+#[derive(Default)]
+struct Gate {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+    }
+}
+
+/// Opens the gate when the test ends, even by a panic, so that no `apply` waits forever.
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+impl Projection for HeldDetail {
     fn name(&self) -> &'static str {
         detail::NAME
     }
@@ -79,9 +107,8 @@ impl Projection for SlowDetail {
         detail::Detail.wants(stream, event_type)
     }
     fn apply(&self, tx: &mut dyn Tx, t: &Tables, events: &[Envelope]) -> Result<(), StoreError> {
-        // Stands in for a read model that applies a batch more slowly than the others: the
-        // only way to make it lag behind the stretches the live feed keeps.
-        std::thread::sleep(Duration::from_millis(20));
+        // Runs on a blocking thread of its own: waiting here holds back only this read model.
+        self.0.pass();
         detail::Detail.apply(tx, t, events)
     }
 }
@@ -195,13 +222,15 @@ async fn one_pass_rebuilds_every_read_model_under_live_appends(backend: Backend)
     assert!(matches!(unknown, Err(ViewError::UnknownProjection(n)) if n == "nope"));
 }
 
-/// Every read model follows appends made in many small rounds through the shared live feed,
-/// one of them too slowly to stay within what it keeps: each ends equal to its rebuild.
+/// Every read model follows appends made in many rounds through the shared live feed, while
+/// one of them is held back far behind what the feed keeps: each ends equal to its rebuild.
 async fn read_models_following_together_equal_their_rebuilds(backend: Backend) {
+    let gate = Arc::new(Gate::default());
+    let _open_at_the_end = OpenOnDrop(gate.clone());
     let projections = parley_projections::all()
         .into_iter()
         .map(|p| match p.name() {
-            detail::NAME => Arc::new(SlowDetail) as _,
+            detail::NAME => Arc::new(HeldDetail(gate.clone())) as _,
             _ => p,
         })
         .collect();
@@ -209,15 +238,24 @@ async fn read_models_following_together_equal_their_rebuilds(backend: Backend) {
         return;
     };
     let mut workload = small_workload(6);
-    for _ in 0..60 {
-        fill(&w.log, &mut workload, 25).await;
+    // The others apply each round before the next is appended, so every round is a stretch
+    // of its own: far more than the feed keeps while detail waits at the gate.
+    for _ in 0..30 {
+        let head = fill(&w.log, &mut workload, 25).await;
+        for name in w.models.names().iter().filter(|n| **n != detail::NAME) {
+            w.models
+                .wait_for(name, head, Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
+    gate.open();
     w.settle().await;
     let reads = w.models.live_feed_reads();
     assert!(reads.shared.load(Ordering::Relaxed) > 0, "no read for all");
     assert!(
         reads.own.load(Ordering::Relaxed) > 0,
-        "the slow read model never fell behind what the feed keeps"
+        "the held-back read model never fell behind what the feed keeps"
     );
     for name in w.models.names().to_vec() {
         let live = w.models.dump(name).await.unwrap();
