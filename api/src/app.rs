@@ -37,6 +37,7 @@ impl Application {
         let log = parley_eventlog::open(&config.database_url, config.log_options()).await?;
         let models =
             ReadModels::open(log.clone(), &config.database_url, parley_projections::all()).await?;
+        models.set_linger(Duration::from_millis(config.live_linger_ms));
         let idempotency = IdempotencyStore::open(&models, &config.database_url).await?;
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind(config.bind)

@@ -32,6 +32,12 @@ pub struct Config {
     #[arg(long, env = "PARLEY_RATE_BURST", default_value_t = 400)]
     pub rate_burst: u32,
 
+    /// Milliseconds a read model lets new events gather under load before applying them in
+    /// one transaction (0: apply each stretch at once). An idle read model, or one a reader
+    /// waits on with `?position=`, applies at once whatever this says.
+    #[arg(long, env = "PARLEY_LIVE_LINGER_MS", default_value_t = 200)]
+    pub live_linger_ms: u64,
+
     /// An admin token to accept (issued on start if the log does not know it yet). Without it,
     /// the first start on a log with no admin prints a new admin token once.
     #[arg(long, env = "PARLEY_ADMIN_TOKEN", hide_env_values = true)]
@@ -48,6 +54,7 @@ impl Config {
             durability: parley_eventlog::Durability::Full,
             rate_limit: 0,
             rate_burst: 0,
+            live_linger_ms: 200,
             admin_token: None,
         }
     }

@@ -17,13 +17,17 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-/// Events per transaction while following the log.
+/// Events per transaction while following the log. A read model lingering for more events
+/// (see [`ReadModels::set_linger`]) stops waiting once this many are waiting.
 const LIVE_BATCH: usize = 2_000;
+/// A read model lingers only after a transaction that carried at least this many events: it is
+/// under load. With fewer, events apply as soon as they are appended.
+const LINGER_FROM: usize = 32;
 /// Decoded stretches of new events kept for the read models that have yet to apply them.
 const LIVE_STRETCHES_KEPT: usize = 8;
 /// Events per read while rebuilding.
@@ -208,6 +212,15 @@ struct Entry {
     projection: Arc<dyn Projection>,
     store: Store,
     position: watch::Sender<i64>,
+    /// How long live feeding lets new events gather after a transaction, in microseconds.
+    linger_us: AtomicU64,
+    /// The highest position a reader waits for ([`ReadModels::wait_for`]); a linger ends as
+    /// soon as it is beyond what the read model has applied.
+    wanted: AtomicI64,
+    /// Wakes a lingering read model when `wanted` moves.
+    hurry: tokio::sync::Notify,
+    /// Transactions live feeding has committed.
+    live_transactions: AtomicU64,
     /// Why feeding it last failed, until it runs again (for `/health`).
     failure: std::sync::Mutex<Option<String>>,
 }
@@ -316,6 +329,44 @@ impl LiveFeed {
             after,
             events: decode_wanted(events, |s, t| projection.wants(s, t))?,
         })
+    }
+}
+
+/// Under load, lets new events gather after a transaction that `began` at that instant: waits
+/// until the read model's linger has passed since, [`LIVE_BATCH`] events wait after
+/// `position`, or a reader waits for a position beyond it.
+async fn linger(
+    entry: &Entry,
+    began: std::time::Instant,
+    head: &mut watch::Receiver<Position>,
+    position: i64,
+) {
+    let linger = Duration::from_micros(entry.linger_us.load(Ordering::Relaxed));
+    let Some(left) = linger.checked_sub(began.elapsed()) else {
+        return;
+    };
+    let until = tokio::time::Instant::now() + left;
+    loop {
+        if head.borrow().0.saturating_sub(position as u64) >= LIVE_BATCH as u64 {
+            return;
+        }
+        // Registered before `wanted` is read, so that a reader moving it after the read still
+        // wakes this wait.
+        let hurried = entry.hurry.notified();
+        tokio::pin!(hurried);
+        hurried.as_mut().enable();
+        if entry.wanted.load(Ordering::Acquire) > position {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return,
+            _ = hurried => return,
+            changed = head.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -608,6 +659,10 @@ impl ReadModels {
                     projection,
                     store,
                     position: watch::Sender::new(registered.position),
+                    linger_us: AtomicU64::new(0),
+                    wanted: AtomicI64::new(0),
+                    hurry: tokio::sync::Notify::new(),
+                    live_transactions: AtomicU64::new(0),
                     failure: std::sync::Mutex::new(None),
                 },
             );
@@ -712,6 +767,38 @@ impl ReadModels {
             .clone()
     }
 
+    /// How long live feeding lets new events gather under load before applying them, for
+    /// every read model (zero, the default: never).
+    ///
+    /// A read model applies the events it finds in one transaction. Under load, each
+    /// transaction would carry only the events appended while the previous one ran, and each
+    /// commit rewrites the same pages (counts, hot rows, index edges, the checkpoint) again.
+    /// With a linger, a read model whose last transaction carried [`LINGER_FROM`] events or
+    /// more, and began less than `linger` ago, waits for the rest of the linger, so that one
+    /// commit carries all that arrived meanwhile. It stops waiting when [`LIVE_BATCH`] events
+    /// wait, or when a reader waits for a position it has not applied
+    /// ([`ReadModels::wait_for`]): read-your-writes is not delayed in the process that feeds
+    /// the read models. A reader that does not give a position may see the read model up to
+    /// the linger behind the log under load.
+    pub fn set_linger(&self, linger: Duration) {
+        for name in self.order.iter() {
+            // Every name in `order` has an entry.
+            let _ = self.set_linger_of(name, linger);
+        }
+    }
+
+    /// [`ReadModels::set_linger`] for the read model `name` alone.
+    pub fn set_linger_of(&self, name: &str, linger: Duration) -> Result<(), ViewError> {
+        let micros = u64::try_from(linger.as_micros()).unwrap_or(u64::MAX);
+        self.entry(name)?.linger_us.store(micros, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many transactions live feeding has committed on `name` in this process.
+    pub fn live_transactions(&self, name: &str) -> Result<u64, ViewError> {
+        Ok(self.entry(name)?.live_transactions.load(Ordering::Relaxed))
+    }
+
     /// The last log position `name` has applied, as this process knows it.
     pub fn position(&self, name: &str) -> Result<u64, ViewError> {
         Ok(*self.entry(name)?.position.borrow() as u64)
@@ -727,6 +814,11 @@ impl ReadModels {
     ) -> Result<(), ViewError> {
         let entry = self.entry(name)?;
         let wanted = i64::try_from(position).unwrap_or(i64::MAX);
+        if *entry.position.borrow() < wanted {
+            // A lingering read model applies what it has at once.
+            entry.wanted.fetch_max(wanted, Ordering::AcqRel);
+            entry.hurry.notify_waiters();
+        }
         let mut seen = entry.position.subscribe();
         let started = std::time::Instant::now();
         match tokio::time::timeout(timeout, seen.wait_for(|p| *p >= wanted)).await {
@@ -893,11 +985,18 @@ impl ReadModels {
         let mut position = self.registration(name).await?.position;
         entry.position.send_replace(position);
         let mut head = self.log.watch_head();
+        // When the last transaction began, if it carried enough events to linger after it.
+        let mut loaded: Option<std::time::Instant> = None;
         loop {
             let known = head.borrow_and_update().0;
             if known > position as u64 {
+                if let Some(began) = loaded {
+                    linger(entry, began, &mut head, position).await;
+                }
                 let (stretch, from) = self.live.after(position, entry.projection.as_ref()).await?;
                 if from < stretch.events.len() {
+                    let began = std::time::Instant::now();
+                    loaded = (stretch.events.len() - from >= LINGER_FROM).then_some(began);
                     // Past the stretch if a swap moved the checkpoint beyond it.
                     position = self.apply_live(entry, stretch, from).await?;
                     entry.position.send_replace(position);
@@ -954,6 +1053,7 @@ impl ReadModels {
                 Ok(last)
             })
             .await?;
+        entry.live_transactions.fetch_add(1, Ordering::Relaxed);
         Ok(reached)
     }
 

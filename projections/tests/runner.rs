@@ -320,6 +320,56 @@ async fn an_event_some_read_models_cannot_decode_stops_only_those(backend: Backe
     assert!(w.models.live_feed_reads().own.load(Ordering::Relaxed) > 0);
 }
 
+/// Raw events in a stream no read model knows, in one append; the position of the last one.
+async fn append_unknown(log: &Arc<dyn EventLog>, count: usize) -> u64 {
+    let events = (0..count)
+        .map(|_| NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "NoteWritten".into(),
+            schema_version: 1,
+            payload: vec![0x80],
+            metadata: Metadata::default(),
+        })
+        .collect();
+    let stream = StreamId::new(format!("note-{}", Uuid::now_v7())).unwrap();
+    log.append(&stream, ExpectedVersion::Any, events)
+        .await
+        .unwrap()
+        .last_position()
+        .0
+}
+
+/// Under load (its last transaction carried many events), a read model with a linger lets
+/// new events gather instead of committing each as it comes; a reader waiting for a position
+/// ends the linger at once, and one transaction then carries everything gathered.
+async fn a_lingering_read_model_gathers_events_until_a_reader_waits(backend: Backend) {
+    let Some(w) = World::new(backend, vec![Arc::new(inbox::Inbox) as _]).await else {
+        return;
+    };
+    w.models
+        .set_linger_of(inbox::NAME, Duration::from_secs(3600))
+        .unwrap();
+    let transactions = || w.models.live_transactions(inbox::NAME).unwrap();
+    let wait = Duration::from_secs(30);
+
+    // A burst after an idle spell applies at once, in one transaction.
+    let burst = append_unknown(&w.log, 40).await;
+    w.models.wait_for(inbox::NAME, burst, wait).await.unwrap();
+    assert_eq!(transactions(), 1);
+
+    // What follows gathers: nothing is applied while nobody waits.
+    let mut last = burst;
+    for _ in 0..10 {
+        last = append_unknown(&w.log, 1).await;
+    }
+    assert_eq!(w.models.position(inbox::NAME).unwrap(), burst);
+    assert_eq!(transactions(), 1);
+
+    // A reader asking for the last one gets it now, not in an hour, in one more transaction.
+    w.models.wait_for(inbox::NAME, last, wait).await.unwrap();
+    assert_eq!(transactions(), 2);
+}
+
 async fn waiting_for_a_position_never_reached_is_a_typed_timeout(backend: Backend) {
     let Some(w) = World::new(backend, vec![Arc::new(inbox::Inbox) as _]).await else {
         return;
@@ -388,4 +438,5 @@ on_both_backends! {
     one_pass_rebuilds_every_read_model_under_live_appends => super::one_pass_rebuilds_every_read_model_under_live_appends;
     read_models_following_together_equal_their_rebuilds => super::read_models_following_together_equal_their_rebuilds;
     an_event_some_read_models_cannot_decode_stops_only_those => super::an_event_some_read_models_cannot_decode_stops_only_those;
+    a_lingering_read_model_gathers_events_until_a_reader_waits => super::a_lingering_read_model_gathers_events_until_a_reader_waits;
 }

@@ -275,14 +275,25 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Problem
 /// Metrics in Prometheus' text format: requests (`parley_http_requests_total`,
 /// `parley_http_request_duration_seconds`, by method, route template and status class), command
 /// latency (`parley_append_duration_seconds`, by aggregate), and, computed now, whether the log
-/// is reachable, its head and each read model's position and lag (`parley_projection_lag`).
+/// is reachable, its head, each read model's position and lag (`parley_projection_lag`) and the
+/// transactions live feeding has committed on it (`parley_projection_live_transactions_total`:
+/// against the position, how many events each carries).
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition format", body = String,
                content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = recorder().render();
     let head = state.log.head().await.ok().map(|p| p.0);
-    scrape_gauges(&mut text, head, &positions(&state));
+    let transactions: Vec<_> = state
+        .models
+        .names()
+        .iter()
+        .map(|name| {
+            let n = state.models.live_transactions(name).unwrap_or_default();
+            (*name, n)
+        })
+        .collect();
+    scrape_figures(&mut text, head, &positions(&state), &transactions);
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -291,11 +302,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
-/// Appends the gauges computed at scrape time: log reachability and head, and each read
-/// model's position and lag (the lag only when the head is known).
-fn scrape_gauges(out: &mut String, head: Option<u64>, positions: &[(&str, u64)]) {
-    let mut gauge = |name: &str, help: &str, values: &[(Option<&str>, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+/// Appends the figures computed at scrape time: log reachability and head, each read model's
+/// position and lag (the lag only when the head is known), and its live transactions.
+fn scrape_figures(
+    out: &mut String,
+    head: Option<u64>,
+    positions: &[(&str, u64)],
+    transactions: &[(&str, u64)],
+) {
+    let mut family = |kind: &str, name: &str, help: &str, values: &[(Option<&str>, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (projection, value) in values {
             match projection {
                 Some(projection) => {
@@ -308,6 +324,9 @@ fn scrape_gauges(out: &mut String, head: Option<u64>, positions: &[(&str, u64)])
         }
         out.push('\n');
     };
+    let mut gauge = |name: &str, help: &str, values: &[(Option<&str>, u64)]| {
+        family("gauge", name, help, values)
+    };
     gauge(
         "parley_log_up",
         "Whether the event log answered this scrape (1) or not (0)",
@@ -319,6 +338,7 @@ fn scrape_gauges(out: &mut String, head: Option<u64>, positions: &[(&str, u64)])
             .map(|(name, position)| (Some(*name), value(*position)))
             .collect()
     };
+    let committed: Vec<_> = transactions.iter().map(|(n, v)| (Some(*n), *v)).collect();
     gauge(
         "parley_projection_position",
         "The last log position each read model has applied",
@@ -336,6 +356,12 @@ fn scrape_gauges(out: &mut String, head: Option<u64>, positions: &[(&str, u64)])
             &by_projection(&|position| head.saturating_sub(position)),
         );
     }
+    family(
+        "counter",
+        "parley_projection_live_transactions_total",
+        "Transactions live feeding has committed on each read model in this process",
+        &committed,
+    );
 }
 
 #[cfg(test)]
@@ -353,13 +379,22 @@ mod tests {
     #[test]
     fn lag_is_rendered_per_projection_when_the_head_is_known() {
         let mut text = String::new();
-        scrape_gauges(&mut text, Some(10), &[("inbox", 7), ("search", 10)]);
+        scrape_figures(
+            &mut text,
+            Some(10),
+            &[("inbox", 7), ("search", 10)],
+            &[("inbox", 2), ("search", 3)],
+        );
         assert!(text.contains("parley_log_up 1\n"));
         assert!(text.contains("parley_log_head 10\n"));
         assert!(text.contains("parley_projection_lag{projection=\"inbox\"} 3\n"));
         assert!(text.contains("parley_projection_lag{projection=\"search\"} 0\n"));
+        assert!(text.contains("# TYPE parley_projection_live_transactions_total counter\n"));
+        assert!(
+            text.contains("parley_projection_live_transactions_total{projection=\"inbox\"} 2\n")
+        );
         let mut down = String::new();
-        scrape_gauges(&mut down, None, &[("inbox", 7)]);
+        scrape_figures(&mut down, None, &[("inbox", 7)], &[("inbox", 2)]);
         assert!(down.contains("parley_log_up 0\n"));
         assert!(down.contains("parley_projection_position{projection=\"inbox\"} 7\n"));
         assert!(!down.contains("parley_projection_lag"));

@@ -448,12 +448,18 @@ async fn a_support_agent_sees_a_new_customer_chat(backend: Backend) {
     expect_problem(
         &app,
         &agent,
-        &format!("/api/v1/conversations/{id}"),
+        &format!("/api/v1/conversations/{id}?position={position}"),
         404,
         "not-found",
     )
     .await;
-    let detail = get_json(&app, &support, &format!("/api/v1/conversations/{id}"), 200).await;
+    let detail = get_json(
+        &app,
+        &support,
+        &format!("/api/v1/conversations/{id}?position={position}"),
+        200,
+    )
+    .await;
     assert_eq!(detail["messages"][0]["body"], "Where is my parcel?");
 
     // Pages follow the cursor, newest activity first.
