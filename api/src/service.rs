@@ -129,14 +129,15 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Aggregates as last folded, by stream.
+/// Aggregates as last folded, by stream. States are shared, not copied: a long conversation's
+/// state holds every message, and copying it for each command cost more than deciding.
 struct Cache {
     capacity: usize,
     entries: Mutex<HashMap<StreamId, Cached>>,
 }
 
 struct Cached {
-    state: Box<dyn Any + Send + Sync>,
+    state: Arc<dyn Any + Send + Sync>,
     version: StreamVersion,
     position: Position,
 }
@@ -145,17 +146,17 @@ impl Cache {
     fn get<A: Aggregate + Send + Sync + 'static>(
         &self,
         stream: &StreamId,
-    ) -> Option<(A, StreamVersion, Position)> {
+    ) -> Option<(Arc<A>, StreamVersion, Position)> {
         let entries = self.entries.lock().ok()?;
         let cached = entries.get(stream)?;
-        let state = cached.state.downcast_ref::<A>()?.clone();
+        let state = cached.state.clone().downcast::<A>().ok()?;
         Some((state, cached.version, cached.position))
     }
 
     fn put<A: Aggregate + Send + Sync + 'static>(
         &self,
         stream: &StreamId,
-        state: A,
+        state: Arc<A>,
         version: StreamVersion,
         position: Position,
     ) {
@@ -169,7 +170,6 @@ impl Cache {
                     entries.remove(&victim);
                 }
             }
-            let state = Box::new(state);
             entries.insert(
                 stream.clone(),
                 Cached {
@@ -217,13 +217,22 @@ impl CommandService {
     pub async fn load<A: Aggregate + Send + Sync + 'static>(
         &self,
         stream: &StreamId,
-    ) -> Result<(A, StreamVersion, Position), ServiceError> {
+    ) -> Result<(Arc<A>, StreamVersion, Position), ServiceError> {
         if let Some(cached) = self.cache.get::<A>(stream)
             && self.log.stream_version(stream).await? == cached.1
         {
             return Ok(cached);
         }
+        self.read_fresh::<A>(stream).await
+    }
+
+    /// Reads and folds the whole stream, and caches what it found.
+    async fn read_fresh<A: Aggregate + Send + Sync + 'static>(
+        &self,
+        stream: &StreamId,
+    ) -> Result<(Arc<A>, StreamVersion, Position), ServiceError> {
         let (state, version, position) = self.read::<A>(stream).await?;
+        let state = Arc::new(state);
         if version != StreamVersion::NONE {
             self.cache.put(stream, state.clone(), version, position);
         }
@@ -282,6 +291,28 @@ impl CommandService {
         A: Aggregate + Send + Sync + 'static,
         A::Command: Clone,
     {
+        self.execute_guarded::<A, ServiceError>(stream, command, metadata, if_version, |_| Ok(()))
+            .await
+    }
+
+    /// Like [`CommandService::execute_if`], but first `guard` must accept the state the command
+    /// is decided on (who may act on it, what must exist in it), before `if_version` is
+    /// compared: a state it refuses answers its error. Like a refusal, a guard's refusal of a
+    /// cached state is checked again on the state read from the log; a state it accepted is
+    /// the one the command's append expects, so it never acts on a stale one.
+    pub async fn execute_guarded<A, E>(
+        &self,
+        stream: &StreamId,
+        command: A::Command,
+        metadata: &Metadata,
+        if_version: Option<StreamVersion>,
+        guard: impl Fn(&A) -> Result<(), E>,
+    ) -> Result<Executed, E>
+    where
+        A: Aggregate + Send + Sync + 'static,
+        A::Command: Clone,
+        E: From<ServiceError>,
+    {
         let _timer = crate::http::ops::AppendTimer::start(A::STREAM_PREFIX);
         let _turn = self.turns.take(stream).await;
         let mut fresh = false;
@@ -294,8 +325,15 @@ impl CommandService {
             let from_cache = cached.is_some();
             let (state, version, position) = match cached {
                 Some(cached) => cached,
-                None => self.read::<A>(stream).await?,
+                None => self.read_fresh::<A>(stream).await?,
             };
+            if let Err(refused) = guard(&state) {
+                if from_cache {
+                    fresh = true;
+                    continue;
+                }
+                return Err(refused);
+            }
             if let Some(expected) = if_version.filter(|expected| *expected != version) {
                 if from_cache {
                     // The cached version may be stale: only the log's answers.
@@ -305,7 +343,8 @@ impl CommandService {
                 return Err(ServiceError::VersionMismatch {
                     expected,
                     current: version,
-                });
+                }
+                .into());
             }
             let events = match state.decide(command.clone()) {
                 Ok(events) if !events.is_empty() => events,
@@ -315,14 +354,13 @@ impl CommandService {
                     continue;
                 }
                 Ok(_) => {
-                    self.cache.put(stream, state, version, position);
                     return Ok(Executed {
                         stream_version: version,
                         position,
                         events: 0,
                     });
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(ServiceError::from(error).into()),
             };
             let count = events.len();
             let new_events = events
@@ -334,17 +372,21 @@ impl CommandService {
                         metadata.clone(),
                     )
                 })
-                .collect::<Result<Vec<NewEvent>, _>>()?;
+                .collect::<Result<Vec<NewEvent>, _>>()
+                .map_err(ServiceError::from)?;
             let expected = match version {
                 StreamVersion::NONE => ExpectedVersion::NoStream,
                 v => ExpectedVersion::Exact(v),
             };
             match self.log.append(stream, expected, new_events).await {
                 Ok(result) => {
-                    let state = events.iter().fold(state, A::evolve);
+                    // Without the cache's reference the state is this command's alone (unless
+                    // a reader holds it for a moment): it is evolved in place, not copied.
+                    self.cache.forget(stream);
+                    let state = events.iter().fold(Arc::unwrap_or_clone(state), A::evolve);
                     let position = result.last_position();
                     self.cache
-                        .put(stream, state, result.stream_version, position);
+                        .put(stream, Arc::new(state), result.stream_version, position);
                     return Ok(Executed {
                         stream_version: result.stream_version,
                         position,
@@ -359,12 +401,13 @@ impl CommandService {
                 }
                 Err(error) => {
                     self.cache.forget(stream);
-                    return Err(error.into());
+                    return Err(ServiceError::from(error).into());
                 }
             }
         }
         Err(ServiceError::Contention {
             attempts: self.max_attempts,
-        })
+        }
+        .into())
     }
 }

@@ -311,7 +311,7 @@ impl CommandService {
                 &survivor_stream,
                 CustomerCommand::Absorb {
                     merged,
-                    identities: source.identities.into_iter().collect(),
+                    identities: source.identities.iter().cloned().collect(),
                     by,
                     at,
                 },

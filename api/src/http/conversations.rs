@@ -34,6 +34,7 @@ use parley_domain::ticket::{Priority, Ticket, TicketType};
 use parley_domain::{Actor, Aggregate, DomainError, Timestamp};
 use parley_eventlog::{Position, StreamId, StreamVersion};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -469,7 +470,7 @@ pub struct Precondition {
 /// A conversation as the log has it now, loaded for a caller who may see it.
 pub(crate) struct VisibleConversation {
     pub stream: StreamId,
-    pub conversation: Conversation,
+    pub conversation: Arc<Conversation>,
     pub version: StreamVersion,
     pub position: Position,
 }
@@ -504,7 +505,7 @@ pub(crate) async fn visible_conversation(
     let stream = CommandService::stream::<Conversation>(id)?;
     let (conversation, version, position) = state.service.load::<Conversation>(&stream).await?;
     if !may_see(caller, &conversation) {
-        return Err(Problem::not_found("no such conversation"));
+        return Err(no_such_conversation());
     }
     Ok(VisibleConversation {
         stream,
@@ -544,6 +545,10 @@ impl VisibleConversation {
         let id = MessageId(id);
         self.conversation.messages.contains_key(&id).then_some(id)
     }
+}
+
+fn no_such_conversation() -> Problem {
+    Problem::not_found("no such conversation")
 }
 
 fn no_such_message() -> Problem {
@@ -588,8 +593,7 @@ async fn act(
     if_match: IfMatch,
     command: ConversationCommand,
 ) -> Result<Executed, Problem> {
-    let target = target(state, caller, id).await?;
-    target.execute(state, caller, if_match, command).await
+    act_if(state, caller, id, if_match, command, |_| Ok(())).await
 }
 
 /// Like [`act`], for a command on a message of the conversation (404 when it holds none with
@@ -601,12 +605,53 @@ async fn act_on_message(
     if_match: IfMatch,
     command: impl FnOnce(MessageId) -> ConversationCommand,
 ) -> Result<Executed, Problem> {
-    let target = target(state, caller, path.conversation_id).await?;
-    let message_id = target
-        .message(path.message_id)
-        .ok_or_else(no_such_message)?;
-    target
-        .execute(state, caller, if_match, command(message_id))
+    let message_id = MessageId(path.message_id);
+    let has_message = |conversation: &Conversation| {
+        if conversation.messages.contains_key(&message_id) {
+            Ok(())
+        } else {
+            Err(no_such_message())
+        }
+    };
+    act_if(
+        state,
+        caller,
+        path.conversation_id,
+        if_match,
+        command(message_id),
+        has_message,
+    )
+    .await
+}
+
+/// [`act`] when `also` accepts the conversation too. Who may see it, and `also`, are checked
+/// on the very state the command is decided on (see `CommandService::execute_guarded`), so
+/// that a command needs no read of its own before it runs.
+async fn act_if(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    IfMatch(if_match): IfMatch,
+    command: ConversationCommand,
+    also: impl Fn(&Conversation) -> Result<(), Problem>,
+) -> Result<Executed, Problem> {
+    caller.require_staff()?;
+    let stream = CommandService::stream::<Conversation>(ConversationId(id))?;
+    let visible = |conversation: &Conversation| {
+        if !may_see(caller, conversation) {
+            return Err(no_such_conversation());
+        }
+        also(conversation)
+    };
+    state
+        .service
+        .execute_guarded::<Conversation, Problem>(
+            &stream,
+            command,
+            &caller.metadata(),
+            if_match,
+            visible,
+        )
         .await
 }
 

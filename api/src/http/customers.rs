@@ -22,6 +22,7 @@ use parley_domain::customer::{ChannelIdentity, Customer, CustomerCommand};
 use parley_domain::ids::CustomerId;
 use parley_eventlog::{Position, StreamId, StreamVersion};
 use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -123,7 +124,7 @@ fn customer_stream(id: Uuid) -> Result<StreamId, Problem> {
 async fn existing(
     state: &AppState,
     stream: &StreamId,
-) -> Result<(Customer, StreamVersion, Position), Problem> {
+) -> Result<(Arc<Customer>, StreamVersion, Position), Problem> {
     let found = state.service.load::<Customer>(stream).await?;
     if found.0.id.is_none() {
         return Err(DomainError::CustomerNotFound.into());
@@ -282,8 +283,8 @@ async fn edit_customer(
         // The details not given are kept: decided on the version they were read at.
         let (customer, version, position) = existing(&state, &stream).await?;
         let command = CustomerCommand::ChangeDetails {
-            name: edit.name.clone().unwrap_or(customer.name),
-            email: edit.email.clone().unwrap_or(customer.email),
+            name: edit.name.clone().unwrap_or_else(|| customer.name.clone()),
+            email: edit.email.clone().unwrap_or_else(|| customer.email.clone()),
             by,
             at,
         };

@@ -20,6 +20,7 @@ use parley_domain::helpdesk::{
 };
 use parley_eventlog::StreamId;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -140,7 +141,7 @@ async fn help_desk_settings(
     caller.require_staff()?;
     let (desk, version, _) = state.service.load::<HelpDesk>(&help_desk_stream()?).await?;
     Ok(Json(HelpDeskSettings {
-        settings: desk.into(),
+        settings: Arc::unwrap_or_clone(desk).into(),
         stream_version: version.0,
     }))
 }

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -178,7 +179,8 @@ impl Known {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(slot) => {
                 let stream = CommandService::stream::<Conversation>(id)?;
-                let (mut conversation, _, position) = service.load::<Conversation>(&stream).await?;
+                let (conversation, _, position) = service.load::<Conversation>(&stream).await?;
+                let mut conversation = Arc::unwrap_or_clone(conversation);
                 trim(&mut conversation, self.with_messages);
                 slot.insert((conversation, position))
             }

@@ -30,6 +30,7 @@ use parley_domain::ticket::{
 use parley_domain::{Aggregate, DomainError, Timestamp};
 use parley_eventlog::{Metadata, StreamId, StreamVersion};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -537,7 +538,8 @@ async fn edit_ticket(
     }
     let stream = ticket_stream(ticket_id)?;
     // Every change is decided first, so that an invalid one leaves the ticket untouched.
-    let (mut ticket, _, _) = state.service.load::<Ticket>(&stream).await?;
+    let (ticket, _, _) = state.service.load::<Ticket>(&stream).await?;
+    let mut ticket = Arc::unwrap_or_clone(ticket);
     for command in &commands {
         match ticket.decide(command.clone()) {
             Ok(events) => ticket = events.iter().fold(ticket, Ticket::evolve),

@@ -32,6 +32,7 @@ use parley_eventlog::{ActorKind, Metadata, Position, StreamId, StreamVersion};
 use parley_projections::customers;
 use parley_projections::detail::{self, ConversationView, MessageView, Viewer};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -283,7 +284,7 @@ fn no_such_conversation() -> Problem {
 /// A visitor's own conversation as the log has it now, or 404.
 struct Own {
     stream: StreamId,
-    conversation: Conversation,
+    conversation: Arc<Conversation>,
     version: StreamVersion,
     position: Position,
 }
