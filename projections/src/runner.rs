@@ -11,7 +11,7 @@
 //! transaction under the same row lock, catching up on the last events inside it.
 
 use crate::feed::{Envelope, FeedError, decode_all, decode_wanted};
-use crate::store::{Dialect, SqliteStore, Store, StoreError, Tx};
+use crate::store::{Dialect, Lane, SqliteStore, Store, StoreError, Tx};
 use parley_eventlog::{EventLog, LogError, Position, RecordedEvent};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::collections::{HashMap, VecDeque};
@@ -219,8 +219,10 @@ struct Entry {
     wanted: AtomicI64,
     /// Wakes a lingering read model when `wanted` moves.
     hurry: tokio::sync::Notify,
-    /// Transactions live feeding has committed.
-    live_transactions: AtomicU64,
+    /// Transactions live feeding has run (counted inside each, so before its commit is seen).
+    live_transactions: Arc<AtomicU64>,
+    /// Where live feeding's transactions run.
+    lane: Lane,
     /// Why feeding it last failed, until it runs again (for `/health`).
     failure: std::sync::Mutex<Option<String>>,
 }
@@ -662,7 +664,8 @@ impl ReadModels {
                     linger_us: AtomicU64::new(0),
                     wanted: AtomicI64::new(0),
                     hurry: tokio::sync::Notify::new(),
-                    live_transactions: AtomicU64::new(0),
+                    live_transactions: Arc::default(),
+                    lane: Lane::new(format!("live-{name}")),
                     failure: std::sync::Mutex::new(None),
                 },
             );
@@ -794,7 +797,7 @@ impl ReadModels {
         Ok(())
     }
 
-    /// How many transactions live feeding has committed on `name` in this process.
+    /// How many transactions live feeding has run on `name` in this process.
     pub fn live_transactions(&self, name: &str) -> Result<u64, ViewError> {
         Ok(self.entry(name)?.live_transactions.load(Ordering::Relaxed))
     }
@@ -1021,9 +1024,11 @@ impl ReadModels {
         from: usize,
     ) -> Result<i64, ViewError> {
         let projection = entry.projection.clone();
+        let transactions = entry.live_transactions.clone();
         let reached = entry
             .store
-            .write(move |tx| -> Result<_, ViewError> {
+            .write_on(&entry.lane, move |tx| -> Result<_, ViewError> {
+                transactions.fetch_add(1, Ordering::Relaxed);
                 let name = projection.name();
                 let found = locked(tx, name)?;
                 if found.version != projection.version() {
@@ -1053,7 +1058,6 @@ impl ReadModels {
                 Ok(last)
             })
             .await?;
-        entry.live_transactions.fetch_add(1, Ordering::Relaxed);
         Ok(reached)
     }
 

@@ -251,6 +251,24 @@ impl Store {
         }
     }
 
+    /// [`Store::write`] on `lane`'s thread instead of a blocking thread of the runtime.
+    pub async fn write_on<T, E, F>(&self, lane: &Lane, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let store = self.clone();
+        let handle = Handle::current();
+        let (done, answer) = tokio::sync::oneshot::channel();
+        lane.run(Box::new(move || {
+            let _ = done.send(store.transaction_here(&handle, true, work));
+        }))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Task(format!("{} stopped in a transaction", lane.name)))?
+    }
+
     async fn transaction<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -259,12 +277,86 @@ impl Store {
     {
         let store = self.clone();
         let handle = Handle::current();
-        tokio::task::spawn_blocking(move || match store {
+        tokio::task::spawn_blocking(move || store.transaction_here(&handle, write, work))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// One transaction on this thread, which may block.
+    fn transaction_here<T, E, F>(&self, handle: &Handle, write: bool, work: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E>,
+    {
+        match self {
             Store::Sqlite(sqlite) => sqlite.transaction(write, work),
-            Store::Postgres(pool) => pg_transaction(&handle, &pool, write, work),
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+            Store::Postgres(pool) => pg_transaction(handle, pool, write, work),
+        }
+    }
+}
+
+/// A thread of its own that runs one store's live-feeding transactions, one after another, at
+/// the lowest scheduling priority (on Linux): commands and reads take the processor first, and
+/// a read model applies its events with what they leave (ADR 8). Started on first use; it
+/// ends when the lane is dropped.
+pub struct Lane {
+    name: String,
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Lane {
+    /// A lane whose thread is called `name`.
+    pub fn new(name: impl Into<String>) -> Lane {
+        Lane {
+            name: name.into(),
+            jobs: Mutex::new(None),
+        }
+    }
+
+    fn run(&self, job: Job) -> Result<(), StoreError> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        // Not started yet, or its thread is gone: start one and hand it the job.
+        let job = match jobs.as_ref() {
+            Some(sender) => match sender.send(job) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || {
+                lower_priority();
+                while let Ok(job) = receiver.recv() {
+                    // A job that panics drops its answer (the caller sees the lane stop); the
+                    // thread goes on with the next.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })?;
+        sender
+            .send(job)
+            .map_err(|_| StoreError::Task(format!("{} did not start", self.name)))?;
+        *jobs = Some(sender);
+        Ok(())
+    }
+}
+
+/// Gives the calling thread the lowest scheduling priority (a nice value is per thread on
+/// Linux). Raising it back needs a privilege the server does not ask for: only a thread of its
+/// own is lowered.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; gettid has no preconditions.
+    unsafe {
+        /// The lowest priority there is.
+        const NICENESS: libc::c_int = 19;
+        let thread = libc::gettid() as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, thread, NICENESS) != 0 {
+            tracing::debug!("could not lower a live writer's priority");
+        }
     }
 }
 
