@@ -811,7 +811,9 @@ pub fn page<'a>(
         params.push(v);
         format!("${}", params.len())
     };
-    // `s` is the section's rows, `c` the conversations' (in "from customers" the same rows).
+    // `s` is the section's rows, `c` the conversations' (in "from customers" the same rows,
+    // and `m` the agent's membership, if any).
+    let mut member_join = String::new();
     let from = match section {
         Section::Mine => {
             let a = param(&mut params, agent.into());
@@ -820,6 +822,12 @@ pub fn page<'a>(
         }
         Section::FromCustomers => {
             clauses.push("s.kind = 'customer'".into());
+            // The agent's own unread count where it is a member: a key lookup per row of the
+            // page, after the section's index has chosen the rows.
+            let a = param(&mut params, agent.into());
+            member_join = format!(
+                " LEFT JOIN {{p}}members m ON m.agent_id = {a} AND m.conversation_id = s.conversation_id"
+            );
             "{p}conversations s"
         }
     };
@@ -864,13 +872,13 @@ pub fn page<'a>(
     }
     let (c, unread) = match section {
         Section::Mine => ("c", "s.unread"),
-        Section::FromCustomers => ("s", "0"),
+        Section::FromCustomers => ("s", "COALESCE(m.unread, 0)"),
     };
     let sql = format!(
         "SELECT {c}.conversation_id, {c}.kind, {c}.channel, {c}.queue, {c}.subject, {c}.status,
                 {c}.assignee, {c}.pinned_by, {c}.awaiting, {c}.started_at, {c}.last_activity_at,
                 {c}.preview, {unread}
-         FROM {from}
+         FROM {from}{member_join}
          WHERE {}
          ORDER BY s.last_activity_at DESC, s.conversation_id DESC
          LIMIT {}",

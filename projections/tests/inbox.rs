@@ -285,6 +285,10 @@ async fn unread_follows_reads_deletions_and_marks(backend: Backend) {
     )
     .await;
     assert_eq!(unread(&w, 1).await, 2);
+    // "From customers" shows each agent its own count: agent 1's, and 0 to one who is not a
+    // member of the conversation.
+    assert_eq!(unread_from_customers(&w, 1).await, 2);
+    assert_eq!(unread_from_customers(&w, 2).await, 0);
     counts_are_exact(&w).await;
 }
 
@@ -430,12 +434,21 @@ on_both_backends! {
     assignment_changes_move_conversations_between_agents => super::assignment_changes_move_conversations_between_agents;
 }
 
-async fn unread(w: &World, who: u128) -> i64 {
+/// The unread count on the first item of agent `who`'s page of `section`.
+async fn unread_in(w: &World, who: u128, section: Section) -> i64 {
     let agent = agent(who).to_string();
     w.query(inbox::NAME, move |tx, t| {
-        inbox::page(tx, t, &agent, Section::Mine, &Filter::default(), None, 10)
+        inbox::page(tx, t, &agent, section, &Filter::default(), None, 10)
     })
     .await
     .items[0]
         .unread
+}
+
+async fn unread(w: &World, who: u128) -> i64 {
+    unread_in(w, who, Section::Mine).await
+}
+
+async fn unread_from_customers(w: &World, who: u128) -> i64 {
+    unread_in(w, who, Section::FromCustomers).await
 }
