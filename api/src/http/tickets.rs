@@ -839,13 +839,14 @@ async fn settle_reply(
     state: &AppState,
     caller: &Caller,
     path: TicketReplyPath,
+    IfMatch(if_match): IfMatch,
     command: TicketCommand,
 ) -> Result<Json<CommandReply>, Problem> {
     caller.require_staff()?;
     let stream = ticket_stream(path.ticket_id)?;
     match state
         .service
-        .execute::<Ticket>(&stream, command, &caller.metadata())
+        .execute_if::<Ticket>(&stream, command, &caller.metadata(), if_match)
         .await
     {
         Ok(executed) => Ok(Json(CommandReply::new(path.reply_id, &executed))),
@@ -863,7 +864,7 @@ async fn settle_reply(
 
 /// The channel delivered a reply (reported by its integration).
 #[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/replies/{reply_id}/delivered",
-    tag = "tickets", params(TicketReplyPath),
+    tag = "tickets", params(TicketReplyPath, StreamPrecondition),
     responses((status = 200, body = CommandReply, description = "`id` is the reply's"),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
@@ -871,19 +872,20 @@ async fn settle_reply(
 async fn ticket_reply_delivered(
     State(state): State<AppState>,
     caller: Caller,
+    if_match: IfMatch,
     Path(path): Path<TicketReplyPath>,
 ) -> Result<Json<CommandReply>, Problem> {
     let command = TicketCommand::MarkReplyDelivered {
         reply_id: path.reply_id,
         at: now(),
     };
-    settle_reply(&state, &caller, path, command).await
+    settle_reply(&state, &caller, path, if_match, command).await
 }
 
 /// The channel refused or lost a reply (reported by its integration); the failure is an event
 /// of the ticket.
 #[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/replies/{reply_id}/failed",
-    tag = "tickets", params(TicketReplyPath), request_body = ReplyFailure,
+    tag = "tickets", params(TicketReplyPath, StreamPrecondition), request_body = ReplyFailure,
     responses((status = 200, body = CommandReply, description = "`id` is the reply's"),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
@@ -891,6 +893,7 @@ async fn ticket_reply_delivered(
 async fn ticket_reply_failed(
     State(state): State<AppState>,
     caller: Caller,
+    if_match: IfMatch,
     Path(path): Path<TicketReplyPath>,
     Json(failure): Json<ReplyFailure>,
 ) -> Result<Json<CommandReply>, Problem> {
@@ -899,7 +902,7 @@ async fn ticket_reply_failed(
         reason: failure.reason,
         at: now(),
     };
-    settle_reply(&state, &caller, path, command).await
+    settle_reply(&state, &caller, path, if_match, command).await
 }
 
 /// When a social message was sent: the channel's `sent_at`, checked, or now.

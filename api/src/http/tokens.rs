@@ -1,7 +1,8 @@
 //! API tokens: admins mint and revoke them; any token can ask who it is. A token's secret is
 //! answered once, when it is minted; the log keeps only its digest.
 
-use super::extract::{Json, Path, Query};
+use super::extract::{IfMatch, Json, Path, Query};
+use super::tickets::StreamPrecondition;
 use super::{AppState, CommandReply, auth::Caller};
 use crate::problem::Problem;
 use crate::service::{CommandService, Executed, ServiceError};
@@ -274,25 +275,28 @@ async fn list(
 /// Revokes a token (admins only); it stops working at once on this node and within a second
 /// on the others.
 #[utoipa::path(delete, path = "/api/v1/tokens/{token_id}", tag = "tokens",
-    params(("token_id" = Uuid, Path, description = "The token's id")),
-    responses((status = 200, body = CommandReply), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem)))]
+    params(("token_id" = Uuid, Path, description = "The token's id"), StreamPrecondition),
+    responses((status = 200, body = CommandReply), (status = 400, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
+    IfMatch(if_match): IfMatch,
     Path(token_id): Path<Uuid>,
 ) -> Result<Json<CommandReply>, Problem> {
     caller.require_admin()?;
     let token_id = TokenId(token_id);
     let executed = state
         .service
-        .execute::<Token>(
+        .execute_if::<Token>(
             &CommandService::stream::<Token>(token_id)?,
             TokenCommand::Revoke {
                 by: caller.actor(),
                 at: super::now(),
             },
             &caller.metadata(),
+            if_match,
         )
         .await?;
     state

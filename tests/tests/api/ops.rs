@@ -158,6 +158,33 @@ async fn keys_longer_than_255_characters_are_refused(backend: Backend) {
     assert_eq!(key["schema"]["maxLength"], 255);
 }
 
+/// Every command on something that exists (a path with an id) documents `If-Match`, so a client
+/// that wants strict concurrency can use it everywhere.
+async fn every_command_on_an_existing_resource_takes_if_match(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let mut commands = 0;
+    for (path, operations) in api["paths"].as_object().expect("paths") {
+        if !path.contains('{') {
+            continue;
+        }
+        for (method, operation) in operations.as_object().expect("operations") {
+            if !["post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            commands += 1;
+            let documented = operation["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == "If-Match" && p["in"] == "header")
+            });
+            assert!(documented, "{method} {path} takes If-Match");
+        }
+    }
+    assert!(commands > 40, "only {commands} commands found");
+}
+
 async fn a_fresh_server_is_ready(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -342,4 +369,10 @@ async fn body_checks_on_sqlite() {
 #[tokio::test]
 async fn body_checks_on_postgres() {
     bodies_over_the_limit_or_not_json_are_refused(Backend::Postgres).await;
+}
+
+/// The document is the same on every backend.
+#[tokio::test]
+async fn if_match_is_documented_on_every_command() {
+    every_command_on_an_existing_resource_takes_if_match(Backend::Sqlite).await;
 }

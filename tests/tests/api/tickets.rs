@@ -350,6 +350,17 @@ async fn a_social_message_creates_a_customer_and_a_social_ticket(backend: Backen
     let reply = expect(reply, 201).await;
     assert_eq!(reply["delivery"], "pending");
     let reply_id = reply["id"].as_str().expect("the reply id");
+    // Reported on a stale version: refused, and the reply stays pending.
+    let stale = call(
+        &app,
+        Method::POST,
+        &relay,
+        &format!("{path}/replies/{reply_id}/delivered"),
+        None,
+        Some(1),
+    )
+    .await;
+    problem(stale, 409, "conflict").await;
     let delivered = app
         .post_as(
             &relay,

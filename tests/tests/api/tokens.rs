@@ -42,6 +42,18 @@ async fn an_admin_mints_and_revokes_tokens(backend: Backend) {
     assert!(rest["next_cursor"].is_null());
 
     let token_id = me["token_id"].as_str().unwrap();
+    // A revocation decided on another version of the token is refused, and changes nothing.
+    let stale = app
+        .client
+        .delete(format!("{}/api/v1/tokens/{token_id}", app.address))
+        .bearer_auth(&app.admin)
+        .header("If-Match", "7")
+        .send()
+        .await
+        .unwrap();
+    let stale = problem(stale, 409, "conflict").await;
+    assert_eq!(stale["current_version"], 1);
+    assert_eq!(app.get_as(&agent, "/api/v1/tokens/me").await.status(), 200);
     let revoked = app
         .send_as(
             reqwest::Method::DELETE,
