@@ -260,9 +260,23 @@ impl Store {
     {
         let store = self.clone();
         let handle = Handle::current();
+        let name = lane.name.clone();
         let (done, answer) = tokio::sync::oneshot::channel();
         lane.run(Box::new(move || {
-            let _ = done.send(store.transaction_here(&handle, true, work));
+            // sqlx needs the runtime's context on this thread too: a PostgreSQL connection
+            // returned to its pool is handed back by a task it spawns.
+            let _runtime = handle.enter();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.transaction_here(&handle, true, work)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(StoreError::Task(format!(
+                    "{name} panicked in a transaction: {}",
+                    panic_message(&*panic)
+                ))
+                .into())
+            });
+            let _ = done.send(result);
         }))?;
         answer
             .await
@@ -331,8 +345,8 @@ impl Lane {
             .spawn(move || {
                 lower_priority();
                 while let Ok(job) = receiver.recv() {
-                    // A job that panics drops its answer (the caller sees the lane stop); the
-                    // thread goes on with the next.
+                    // A job answers its own panic as an error (its transaction rolled back);
+                    // this is the last resort, and the thread goes on with the next.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 }
             })?;
@@ -344,16 +358,25 @@ impl Lane {
     }
 }
 
+/// The text a panic was raised with, when it was a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// Gives the calling thread the lowest scheduling priority (a nice value is per thread on
 /// Linux). Raising it back needs a privilege the server does not ask for: only a thread of its
 /// own is lowered.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority only reads its integer arguments; gettid has no preconditions.
+    // SAFETY: setpriority only reads its integer arguments; the gettid system call has no preconditions.
     unsafe {
         /// The lowest priority there is.
         const NICENESS: libc::c_int = 19;
-        let thread = libc::gettid() as libc::id_t;
+        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
         if libc::setpriority(libc::PRIO_PROCESS, thread, NICENESS) != 0 {
             tracing::debug!("could not lower a live writer's priority");
         }
@@ -448,25 +471,27 @@ fn run_sqlite<T, E: From<StoreError>>(
     conn.prepare_cached(begin)
         .and_then(|mut s| s.execute([]))
         .map_err(StoreError::from)?;
+    // Whatever ends this function, by an error or by a panic in `work`, a transaction that did
+    // not commit is rolled back, so the connection is never left inside one.
+    let _open = RollbackUnlessDone(conn);
     // The transaction's statements go back to the connection's cache before it ends.
-    let result = work(&mut SqliteTx {
+    let value = work(&mut SqliteTx {
         conn,
         statements: Vec::new(),
-    });
-    match result {
-        Ok(value) => match conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut s| s.execute([]))
-        {
-            Ok(_) => Ok(value),
-            Err(error) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(StoreError::from(error).into())
-            }
-        },
-        Err(error) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(error)
+    })?;
+    conn.prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .map_err(StoreError::from)?;
+    Ok(value)
+}
+
+/// Rolls back the connection's open transaction, if any, when dropped.
+struct RollbackUnlessDone<'c>(&'c Connection);
+
+impl Drop for RollbackUnlessDone<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
         }
     }
 }

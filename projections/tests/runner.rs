@@ -320,6 +320,106 @@ async fn an_event_some_read_models_cannot_decode_stops_only_those(backend: Backe
     assert!(w.models.live_feed_reads().own.load(Ordering::Relaxed) > 0);
 }
 
+/// How [`Faulty`] fails until it is healed.
+#[derive(Clone, Copy)]
+enum Fault {
+    Error,
+    Panic,
+}
+
+/// A read model that records the position of every conversation event it applies and then,
+/// until it is healed, fails: so each failing transaction has written rows it must not keep.
+struct Faulty {
+    name: &'static str,
+    fault: Fault,
+    healed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Projection for Faulty {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn version(&self) -> i64 {
+        1
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["seen"]
+    }
+    fn schema(&self, _dialect: Dialect) -> Vec<&'static str> {
+        vec!["CREATE TABLE {p}seen (position BIGINT PRIMARY KEY)"]
+    }
+    fn wants(&self, stream: &str, _event_type: &str) -> bool {
+        stream.starts_with("conversation-")
+    }
+    fn apply(&self, tx: &mut dyn Tx, t: &Tables, events: &[Envelope]) -> Result<(), StoreError> {
+        for envelope in events {
+            // A position applied twice would break the primary key.
+            let sql = t.sql("INSERT INTO {p}seen (position) VALUES ($1)");
+            tx.execute(&sql, &[envelope.position.into()])?;
+        }
+        if self.healed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match self.fault {
+            Fault::Error => Err(StoreError::Corrupt(self.name, "refused on purpose".into())),
+            Fault::Panic => panic!("{} fails on purpose", self.name),
+        }
+    }
+}
+
+/// A live transaction that fails, by an error or by a panic, is reported with its own reason,
+/// rolls back everything it wrote, stops only its read model (the process goes on), and that
+/// read model resumes from its checkpoint once the cause is gone.
+async fn a_failing_live_transaction_rolls_back_and_reports_why(backend: Backend) {
+    let healed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let faulty = |name, fault| {
+        Arc::new(Faulty {
+            name,
+            fault,
+            healed: healed.clone(),
+        }) as Arc<dyn Projection>
+    };
+    let projections = vec![
+        faulty("erring", Fault::Error),
+        faulty("panicking", Fault::Panic),
+        Arc::new(inbox::Inbox) as _,
+    ];
+    let Some(w) = World::new(backend, projections).await else {
+        return;
+    };
+    let head = fill(&w.log, &mut small_workload(11), 200).await;
+    w.models
+        .wait_for(inbox::NAME, head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    // Failures are recorded as they happen; poll for them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (name, reason) in [
+        ("erring", "refused on purpose"),
+        ("panicking", "panicking fails on purpose"),
+    ] {
+        let failure = loop {
+            if let Some(failure) = w.models.failure(name) {
+                break failure;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} reported no failure"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(failure.contains(reason), "{name}: {failure}");
+        assert_eq!(w.models.position(name).unwrap(), 0, "{name} moved on");
+    }
+    healed.store(true, Ordering::Release);
+    for name in ["erring", "panicking"] {
+        w.models
+            .wait_for(name, head, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
 /// Raw events in a stream no read model knows, in one append; the position of the last one.
 async fn append_unknown(log: &Arc<dyn EventLog>, count: usize) -> u64 {
     let events = (0..count)
@@ -439,4 +539,5 @@ on_both_backends! {
     read_models_following_together_equal_their_rebuilds => super::read_models_following_together_equal_their_rebuilds;
     an_event_some_read_models_cannot_decode_stops_only_those => super::an_event_some_read_models_cannot_decode_stops_only_those;
     a_lingering_read_model_gathers_events_until_a_reader_waits => super::a_lingering_read_model_gathers_events_until_a_reader_waits;
+    a_failing_live_transaction_rolls_back_and_reports_why => super::a_failing_live_transaction_rolls_back_and_reports_why;
 }
