@@ -385,7 +385,7 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     })
     .await?;
     // A message's CPU includes every read model's live work: the phase ends when all of them
-    // have applied every message (they trail under load, lingering at the lowest priority).
+    // have applied every message (they trail under load, lingering at a lower priority).
     let all_applied = wait_until_all_applied(&server).await?;
     // Reads are measured on an inbox that has applied every message (it has by now; this read
     // checks it through the API).
