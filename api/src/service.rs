@@ -164,6 +164,11 @@ impl Cache {
             return;
         }
         if let Ok(mut entries) = self.entries.lock() {
+            // A load that read the stream before a command appended to it may finish after that
+            // command cached the newer state: keep the newer one.
+            if entries.get(stream).is_some_and(|c| c.version > version) {
+                return;
+            }
             if entries.len() >= self.capacity && !entries.contains_key(stream) {
                 // Forget an arbitrary entry: it is re-read from the log when needed.
                 if let Some(victim) = entries.keys().next().cloned() {
@@ -409,5 +414,29 @@ impl CommandService {
             attempts: self.max_attempts,
         }
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_domain::conversation::Conversation;
+
+    #[test]
+    fn a_late_load_never_replaces_a_newer_cached_state() {
+        let cache = Cache {
+            capacity: 8,
+            entries: Mutex::new(HashMap::new()),
+        };
+        let stream = StreamId::new("conversation-1".to_owned()).unwrap();
+        let state = Arc::new(Conversation::default());
+        cache.put(&stream, state.clone(), StreamVersion(5), Position(50));
+        // A load that read the stream at version 4 finishes after the command that wrote 5.
+        cache.put(&stream, state.clone(), StreamVersion(4), Position(40));
+        let (_, version, position) = cache.get::<Conversation>(&stream).unwrap();
+        assert_eq!((version, position), (StreamVersion(5), Position(50)));
+        cache.put(&stream, state, StreamVersion(6), Position(60));
+        let (_, version, _) = cache.get::<Conversation>(&stream).unwrap();
+        assert_eq!(version, StreamVersion(6));
     }
 }

@@ -517,6 +517,8 @@ pub(crate) async fn visible_conversation(
 
 impl VisibleConversation {
     /// Runs `command` on this conversation, as `caller`, if it is at `if_match` (when given).
+    /// Who may see it is checked again on the state the command is decided on: the caller may
+    /// have been removed since this conversation was read.
     async fn execute(
         &self,
         state: &AppState,
@@ -524,10 +526,16 @@ impl VisibleConversation {
         IfMatch(if_match): IfMatch,
         command: ConversationCommand,
     ) -> Result<Executed, Problem> {
-        Ok(state
+        state
             .service
-            .execute_if::<Conversation>(&self.stream, command, &caller.metadata(), if_match)
-            .await?)
+            .execute_guarded::<Conversation, Problem>(
+                &self.stream,
+                command,
+                &caller.metadata(),
+                if_match,
+                |conversation| seen_by(caller, conversation),
+            )
+            .await
     }
 
     /// The answer for a command that changes nothing: the conversation as it is.
@@ -544,6 +552,15 @@ impl VisibleConversation {
     fn message(&self, id: Uuid) -> Option<MessageId> {
         let id = MessageId(id);
         self.conversation.messages.contains_key(&id).then_some(id)
+    }
+}
+
+/// [`may_see`] as a guard: 404 for a conversation `caller` may not see.
+fn seen_by(caller: &Caller, conversation: &Conversation) -> Result<(), Problem> {
+    if may_see(caller, conversation) {
+        Ok(())
+    } else {
+        Err(no_such_conversation())
     }
 }
 
@@ -638,9 +655,7 @@ async fn act_if(
     caller.require_staff()?;
     let stream = CommandService::stream::<Conversation>(ConversationId(id))?;
     let visible = |conversation: &Conversation| {
-        if !may_see(caller, conversation) {
-            return Err(no_such_conversation());
-        }
+        seen_by(caller, conversation)?;
         also(conversation)
     };
     state
