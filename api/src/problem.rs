@@ -237,7 +237,9 @@ impl From<JsonRejection> for Problem {
     fn from(rejection: JsonRejection) -> Problem {
         let detail = rejection.body_text();
         match rejection {
-            JsonRejection::JsonDataError(_) => Problem::invalid(detail),
+            // Well-formed JSON whose fields do not fit the request (a wrong type, a missing or
+            // unknown field, a value outside an enumeration): a malformed field.
+            JsonRejection::JsonDataError(_) => Problem::bad_request(detail),
             JsonRejection::MissingJsonContentType(_) => Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",

@@ -1,5 +1,5 @@
-//! Axum's extractors with every rejection answered as problem+json (400 malformed, 413 too
-//! large, 415 not JSON, 422 a field that does not fit).
+//! Axum's extractors with every rejection answered as problem+json (400 malformed JSON or a
+//! field that does not fit the request, 413 too large, 415 not JSON).
 
 use crate::problem::Problem;
 use axum::extract::FromRequest;

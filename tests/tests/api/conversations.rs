@@ -528,14 +528,17 @@ async fn invalid_requests_are_refused(backend: Backend) {
     let empty = agent.post(&messages, json!({"body": "  "}), 422).await;
     assert_eq!(empty["type"], "urn:parley:problem:validation");
     assert!(empty["detail"].as_str().unwrap().contains("body"));
-    agent
-        .post(&messages, json!({"body": "hi", "colour": "red"}), 422)
+    // A field the request does not have, or a value outside its enumeration: malformed.
+    let unknown = agent
+        .post(&messages, json!({"body": "hi", "colour": "red"}), 400)
         .await;
+    assert_eq!(unknown["type"], "urn:parley:problem:bad-request");
+    assert!(unknown["detail"].as_str().unwrap().contains("colour"));
     agent
         .post(
             &messages,
             json!({"body": "hi", "visibility": "secret"}),
-            422,
+            400,
         )
         .await;
 

@@ -470,7 +470,7 @@ async fn a_social_message_creates_a_customer_and_a_social_ticket(backend: Backen
     let email = json!({"channel": "email", "account_id": "a", "customer_handle": "b",
                        "body": "c"});
     let email = app.post_as(&relay, "/api/v1/social/messages", &email).await;
-    problem(email, 422, "validation").await;
+    problem(email, 400, "bad-request").await;
 }
 
 async fn a_whatsapp_reply_after_the_window_fails_as_an_event(backend: Backend) {
@@ -891,7 +891,7 @@ async fn bad_requests_are_refused(backend: Backend) {
     let no_title = app
         .post_as(&agent, "/api/v1/tickets", &json!({"description": "x"}))
         .await;
-    problem(no_title, 422, "validation").await;
+    problem(no_title, 400, "bad-request").await;
     let unknown_field = app
         .post_as(
             &agent,
@@ -899,7 +899,7 @@ async fn bad_requests_are_refused(backend: Backend) {
             &json!({"title": "x", "colour": "red"}),
         )
         .await;
-    problem(unknown_field, 422, "validation").await;
+    problem(unknown_field, 400, "bad-request").await;
     let bad_tag = app
         .post_as(
             &agent,

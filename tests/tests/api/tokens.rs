@@ -96,12 +96,12 @@ async fn bad_credentials_and_bodies_are_problems(backend: Backend) {
         "unauthorized",
     )
     .await;
-    // A role the server does not know, and a field it does not take.
+    // A role the server does not know, and an id that is not one: malformed fields.
     problem(
         app.post_as(&app.admin, "/api/v1/tokens", &json!({"role": "root"}))
             .await,
-        422,
-        "validation",
+        400,
+        "bad-request",
     )
     .await;
     problem(
@@ -111,8 +111,8 @@ async fn bad_credentials_and_bodies_are_problems(backend: Backend) {
             &json!({"role": "agent", "agent": "not-a-uuid"}),
         )
         .await,
-        422,
-        "validation",
+        400,
+        "bad-request",
     )
     .await;
     let malformed = app
