@@ -8,8 +8,10 @@
 //! - The first answer is stored (status, content type, body) and replayed with
 //!   `Idempotent-Replayed: true`; nothing is appended again. Answers that did not act and may
 //!   succeed later are not stored, so the client may retry with the same key: 5xx, 429 (rate
-//!   limited) and 401 (no valid token). Nor are answers marked `Cache-Control: no-store`
-//!   (secrets, such as a new token's): their key is released and a retry acts again.
+//!   limited) and 401 (no valid token). A successful answer marked `Cache-Control: no-store`
+//!   holds a secret shown only once (a new token's, a new visitor's): it is not stored, but its
+//!   key is kept as used, and a retry is answered 409 `idempotency-answer-withheld`, acting
+//!   nothing again.
 //! - Records are shared by all nodes ([`IdempotencyStore`]: beside the read models on SQLite,
 //!   in the log's database on PostgreSQL) and kept for [`RETENTION`]; the in-flight marker of a
 //!   node that crashed mid-request lapses after [`IN_FLIGHT_TTL`]. Expired records are swept
@@ -379,11 +381,26 @@ fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> String {
     super::auth::hex(&hasher.finalize())
 }
 
-/// Whether an answer is replayed to retries, or the request may be tried again: what did not
-/// act and may succeed later is not kept, nor what must not be stored (`Cache-Control:
-/// no-store`, e.g. a new token's secret).
-fn is_kept(response: &Response) -> bool {
+/// What becomes of a claimed key once its request is answered.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The answer is stored and replayed to retries.
+    Kept,
+    /// The request acted, but its answer must not be stored (`Cache-Control: no-store`: it
+    /// holds a secret shown only once): retries are told so, and act nothing again.
+    Withheld,
+    /// The request did not act and may succeed later: the key is released for a retry.
+    Released,
+}
+
+fn outcome(response: &Response) -> Outcome {
     let status = response.status();
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::UNAUTHORIZED
+    {
+        return Outcome::Released;
+    }
     let no_store = response
         .headers()
         .get_all(header::CACHE_CONTROL)
@@ -391,19 +408,38 @@ fn is_kept(response: &Response) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|directive| directive.trim().eq_ignore_ascii_case("no-store"));
-    !(no_store
-        || status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::UNAUTHORIZED)
+    match (no_store, status.is_success()) {
+        (false, _) => Outcome::Kept,
+        (true, true) => Outcome::Withheld,
+        (true, false) => Outcome::Released,
+    }
 }
+
+/// The content type a withheld answer is recorded under (never sent: see [`replay`]).
+const WITHHELD: &str = "parley/withheld";
 
 /// Stores the answer of a claimed request (or releases the key), and returns the answer.
 async fn record(records: &IdempotencyStore, claimed: Claimed, response: Response) -> Response {
-    if !is_kept(&response) {
-        if let Err(error) = records.release(claimed).await {
-            tracing::warn!(%error, "cannot release an idempotency key");
+    match outcome(&response) {
+        Outcome::Kept => {}
+        Outcome::Withheld => {
+            let answer = Answer {
+                status: response.status(),
+                content_type: Some(WITHHELD.to_owned()),
+                body: String::new(),
+            };
+            if let Err(error) = records.answer(claimed, answer).await {
+                // The request acted; a retry meets the in-flight marker until it lapses.
+                tracing::warn!(%error, "cannot record a withheld idempotent answer");
+            }
+            return response;
         }
-        return response;
+        Outcome::Released => {
+            if let Err(error) = records.release(claimed).await {
+                tracing::warn!(%error, "cannot release an idempotency key");
+            }
+            return response;
+        }
     }
     let (parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
@@ -438,17 +474,39 @@ async fn record(records: &IdempotencyStore, claimed: Claimed, response: Response
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// A stored answer, marked as replayed.
+/// A stored answer, marked as replayed; for a withheld one, the problem that says so.
 fn replay(answer: Answer) -> Response {
-    let mut response = (answer.status, answer.body).into_response();
-    let headers = response.headers_mut();
-    match answer
-        .content_type
-        .and_then(|c| HeaderValue::from_str(&c).ok())
-    {
-        Some(content_type) => headers.insert(header::CONTENT_TYPE, content_type),
-        None => headers.remove(header::CONTENT_TYPE),
+    let mut response = if answer.content_type.as_deref() == Some(WITHHELD) {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-answer-withheld",
+            format!(
+                "the request first sent with this Idempotency-Key succeeded ({}), and nothing \
+                 was done again; its answer held a secret, which is shown only once and is not \
+                 kept",
+                answer.status
+            ),
+        )
+        .into_response()
+    } else {
+        (answer.status, answer.body).into_response()
     };
+    let headers = response.headers_mut();
+    match answer.content_type.as_deref() {
+        // The problem's own content type.
+        Some(WITHHELD) => {}
+        Some(content_type) => match HeaderValue::from_str(content_type) {
+            Ok(value) => {
+                headers.insert(header::CONTENT_TYPE, value);
+            }
+            Err(_) => {
+                headers.remove(header::CONTENT_TYPE);
+            }
+        },
+        None => {
+            headers.remove(header::CONTENT_TYPE);
+        }
+    }
     headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }
@@ -510,19 +568,44 @@ mod tests {
     }
 
     #[test]
-    fn answers_that_did_not_act_or_hold_secrets_are_not_kept() {
+    fn answers_that_did_not_act_are_released_and_secrets_withheld() {
         let answer = |status: StatusCode| status.into_response();
-        assert!(is_kept(&answer(StatusCode::CREATED)));
-        assert!(is_kept(&answer(StatusCode::UNPROCESSABLE_ENTITY)));
-        assert!(is_kept(&answer(StatusCode::CONFLICT)));
-        assert!(!is_kept(&answer(StatusCode::SERVICE_UNAVAILABLE)));
-        assert!(!is_kept(&answer(StatusCode::TOO_MANY_REQUESTS)));
-        assert!(!is_kept(&answer(StatusCode::UNAUTHORIZED)));
-        let secret = (
-            StatusCode::CREATED,
-            [(header::CACHE_CONTROL, "private, No-Store")],
-        )
-            .into_response();
-        assert!(!is_kept(&secret));
+        assert_eq!(outcome(&answer(StatusCode::CREATED)), Outcome::Kept);
+        assert_eq!(
+            outcome(&answer(StatusCode::UNPROCESSABLE_ENTITY)),
+            Outcome::Kept
+        );
+        assert_eq!(outcome(&answer(StatusCode::CONFLICT)), Outcome::Kept);
+        for status in [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::UNAUTHORIZED,
+        ] {
+            assert_eq!(outcome(&answer(status)), Outcome::Released, "{status}");
+        }
+        let no_store = |status| (status, [(header::CACHE_CONTROL, "private, No-Store")]);
+        assert_eq!(
+            outcome(&no_store(StatusCode::CREATED).into_response()),
+            Outcome::Withheld
+        );
+        assert_eq!(
+            outcome(&no_store(StatusCode::FORBIDDEN).into_response()),
+            Outcome::Released
+        );
+    }
+
+    #[test]
+    fn a_withheld_answer_replays_as_a_problem_without_the_secret() {
+        let replayed = replay(Answer {
+            status: StatusCode::CREATED,
+            content_type: Some(WITHHELD.to_owned()),
+            body: String::new(),
+        });
+        assert_eq!(replayed.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            replayed.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(replayed.headers()[REPLAYED_HEADER], "true");
     }
 }

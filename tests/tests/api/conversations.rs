@@ -2,37 +2,9 @@
 //! first reply to spam, handing it over between agents, tickets and conversations created from
 //! it, and every refusal (404 that does not leak, 409 conflicts, 422, 400, 401, 403).
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, new_id, now_micros, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A fresh UUID (v7 layout) without a UUID dependency.
-fn new_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{SystemTime, UNIX_EPOCH};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:08x}-{:04x}-7{:03x}-8{:03x}-{:012x}",
-        millis >> 16,
-        millis & 0xffff,
-        (n >> 12) & 0xfff,
-        n & 0xfff,
-        0xc0ffee_u64 << 16 | (n & 0xffff)
-    )
-}
-
-fn now_micros() -> i64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
 
 /// `/api/v1/conversations/{id}`, followed by `suffix` (e.g. `/close`).
 fn conversation(id: &str, suffix: &str) -> String {

@@ -210,3 +210,32 @@ pub async fn problem(response: reqwest::Response, status: u16, kind: &str) -> se
     assert!(body["request_id"].is_string(), "{body}");
     body
 }
+
+/// A fresh UUID (v7 layout) without a UUID dependency.
+pub fn new_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:08x}-{:04x}-7{:03x}-8{:03x}-{:012x}",
+        millis >> 16,
+        millis & 0xffff,
+        (n >> 12) & 0xfff,
+        n & 0xfff,
+        0xc0ffee_u64 << 16 | (n & 0xffff)
+    )
+}
+
+/// Now, in microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}

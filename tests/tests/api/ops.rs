@@ -1,7 +1,7 @@
 //! Operations and cross-cutting request handling: `Idempotency-Key`, `/ready`, `/metrics`,
 //! rate limits and request body checks.
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, new_id, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 /// The log's head position, from `/health`.
@@ -156,6 +156,53 @@ async fn keys_longer_than_255_characters_are_refused(backend: Backend) {
         .expect("Idempotency-Key is documented");
     assert_eq!(key["in"], "header");
     assert_eq!(key["schema"]["maxLength"], 255);
+}
+
+/// A retried request whose answer held a secret (a new token, a new visitor) acts nothing
+/// again, and the retry says why it cannot have the secret.
+async fn a_retried_secret_is_withheld_and_nothing_is_done_again(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mint = json!({"role": "agent", "agent": new_id(), "support": true});
+    let first = post_with_key(&app, &app.admin, "/api/v1/tokens", "mint-1", &mint).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert!(first["secret"].is_string());
+    let head = log_head(&app).await;
+    let retry = post_with_key(&app, &app.admin, "/api/v1/tokens", "mint-1", &mint).await;
+    assert_eq!(retry.status(), 409);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    let problem: Value = retry.json().await.unwrap();
+    assert_eq!(
+        problem["type"],
+        "urn:parley:problem:idempotency-answer-withheld"
+    );
+    assert!(problem.get("secret").is_none());
+    assert!(
+        !problem
+            .to_string()
+            .contains(first["secret"].as_str().unwrap())
+    );
+
+    // A visitor (no token: the key alone is the scope).
+    let visitor = |key: &'static str| {
+        app.client
+            .post(format!("{}/widget/v1/visitors", app.address))
+            .header("Idempotency-Key", key)
+            .json(&json!({"name": "Marta"}))
+            .send()
+    };
+    assert_eq!(visitor("visit-1").await.unwrap().status(), 201);
+    let head_after_visitor = log_head(&app).await;
+    assert!(head_after_visitor > head);
+    let again = visitor("visit-1").await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        log_head(&app).await,
+        head_after_visitor,
+        "nothing appended again"
+    );
 }
 
 /// Every command on something that exists (a path with an id) documents `If-Match`, so a client
@@ -375,4 +422,14 @@ async fn body_checks_on_postgres() {
 #[tokio::test]
 async fn if_match_is_documented_on_every_command() {
     every_command_on_an_existing_resource_takes_if_match(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn withheld_secret_on_sqlite() {
+    a_retried_secret_is_withheld_and_nothing_is_done_again(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn withheld_secret_on_postgres() {
+    a_retried_secret_is_withheld_and_nothing_is_done_again(Backend::Postgres).await;
 }

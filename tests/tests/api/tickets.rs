@@ -2,37 +2,9 @@
 //! social tickets created from inbound messages (with their customer), WhatsApp's reply
 //! window, customer merges, the help-desk switch and settings, and the refusals.
 
-use crate::helpers::{Backend, TestApp, expect, problem, spawn_app};
+use crate::helpers::{Backend, TestApp, expect, new_id, now_micros, problem, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// A fresh UUID-shaped id (tests have no UUID dependency).
-fn new_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{SystemTime, UNIX_EPOCH};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or_default();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        nanos >> 32,
-        (nanos >> 16) & 0xffff,
-        nanos & 0xfff,
-        n & 0xfff,
-        n
-    )
-}
-
-fn now_micros() -> i64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
 
 /// `method path` with a token, an optional JSON body and an optional `If-Match`.
 async fn call(
