@@ -428,32 +428,66 @@ pub struct HistoryItem {
     pub last_activity_at: i64,
 }
 
-/// Every conversation and ticket of `id` and of the customers merged into it, newest activity
-/// first, optionally limited to activity in `[from, to)` (microseconds).
+/// Which of a customer's conversations and tickets to list, and how many.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Only items with activity at or after this time (microseconds since the epoch).
+    pub from: Option<i64>,
+    /// Only items started before this time (microseconds since the epoch).
+    pub to: Option<i64>,
+    /// Only items after this one in the history's order, `(last_activity_at, id)`: where the
+    /// previous page ended.
+    pub after: Option<(i64, String)>,
+    /// Conversations only (no tickets).
+    pub conversations_only: bool,
+    /// The customer's own items only, not those of customers merged into it.
+    pub own_only: bool,
+    /// At most this many (clamped to 1..=[`MAX_HISTORY`]).
+    pub limit: usize,
+}
+
+/// The conversations and tickets of `id` (and, unless `own_only`, of the customers merged into
+/// it) that `query` names, newest activity first, ties by id descending: each customer's items
+/// are one range of its activity index, from the cursor on.
 pub fn history(
     tx: &mut dyn Tx,
     t: &Tables,
     id: &str,
-    from: Option<i64>,
-    to: Option<i64>,
-    limit: usize,
+    query: &HistoryQuery,
 ) -> Result<Vec<HistoryItem>, StoreError> {
+    let limit = query.limit.clamp(1, MAX_HISTORY);
+    let mut sql = String::from(
+        "SELECT kind, item_id, channel, title, status, started_at, last_activity_at
+         FROM {p}items WHERE customer_id = $1
+         AND last_activity_at >= $2 AND started_at < $3",
+    );
+    if query.after.is_some() {
+        // The first term lets the index seek to the cursor.
+        sql.push_str(" AND last_activity_at <= $5 AND (last_activity_at < $5 OR item_id < $6)");
+    }
+    if query.conversations_only {
+        sql.push_str(" AND kind = 'conversation'");
+    }
+    sql.push_str(" ORDER BY last_activity_at DESC, item_id DESC LIMIT $4");
+    let sql = t.sql(&sql);
+    let customers = if query.own_only {
+        vec![id.to_owned()]
+    } else {
+        merged_set(tx, t, id)?
+    };
     let mut items = Vec::new();
-    for c in merged_set(tx, t, id)? {
-        for r in tx.query(
-            &t.sql(
-                "SELECT kind, item_id, channel, title, status, started_at, last_activity_at
-                 FROM {p}items WHERE customer_id = $1
-                 AND last_activity_at >= $2 AND started_at < $3
-                 ORDER BY last_activity_at DESC LIMIT $4",
-            ),
-            &[
-                c.as_str().into(),
-                from.unwrap_or(i64::MIN).into(),
-                to.unwrap_or(i64::MAX).into(),
-                (limit.clamp(1, MAX_HISTORY) as i64).into(),
-            ],
-        )? {
+    for c in customers {
+        let mut params: Vec<Value> = vec![
+            c.as_str().into(),
+            query.from.unwrap_or(i64::MIN).into(),
+            query.to.unwrap_or(i64::MAX).into(),
+            (limit as i64).into(),
+        ];
+        if let Some((at, item)) = &query.after {
+            params.push((*at).into());
+            params.push(item.as_str().into());
+        }
+        for r in tx.query(&sql, &params)? {
             items.push(HistoryItem {
                 kind: r.text(0)?,
                 id: r.text(1)?,
@@ -466,11 +500,51 @@ pub fn history(
             });
         }
     }
+    sort_history(&mut items);
+    items.truncate(limit);
+    Ok(items)
+}
+
+/// The conversations among `ids` that belong to `id` or to a customer merged into it, in the
+/// history's order.
+pub fn history_conversations(
+    tx: &mut dyn Tx,
+    t: &Tables,
+    id: &str,
+    ids: &[String],
+) -> Result<Vec<HistoryItem>, StoreError> {
+    let customers = merged_set(tx, t, id)?;
+    let sql = t.sql(
+        "SELECT customer_id, channel, title, status, started_at, last_activity_at
+         FROM {p}items WHERE item_id = $1 AND kind = 'conversation'",
+    );
+    let mut items = Vec::new();
+    for item in ids {
+        for r in tx.query(&sql, &[item.as_str().into()])? {
+            let customer_id = r.text(0)?;
+            if customers.contains(&customer_id) {
+                items.push(HistoryItem {
+                    kind: "conversation".to_owned(),
+                    id: item.clone(),
+                    customer_id,
+                    channel: r.text(1)?,
+                    title: r.text(2)?,
+                    status: r.text(3)?,
+                    started_at: r.i64(4)?,
+                    last_activity_at: r.i64(5)?,
+                });
+            }
+        }
+    }
+    sort_history(&mut items);
+    Ok(items)
+}
+
+/// Newest activity first, ties by id descending.
+fn sort_history(items: &mut [HistoryItem]) {
     items.sort_by(|a, b| {
         b.last_activity_at
             .cmp(&a.last_activity_at)
             .then_with(|| b.id.cmp(&a.id))
     });
-    items.truncate(limit.clamp(1, MAX_HISTORY));
-    Ok(items)
 }

@@ -107,11 +107,20 @@ async fn history_follows_merges_and_identities(backend: Backend) {
     )
     .await;
 
-    let history = |id: u128| {
+    let history_of = |id: u128, query: customers::HistoryQuery| {
         let id = customer(id).to_string();
         move |tx: &mut dyn parley_projections::Tx, t: &parley_projections::Tables| {
-            customers::history(tx, t, &id, None, None, 50)
+            customers::history(tx, t, &id, &query)
         }
+    };
+    let history = |id: u128| {
+        history_of(
+            id,
+            customers::HistoryQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
     };
     let items = w.query(customers::NAME, history(1)).await;
     assert_eq!(items.len(), 1);
@@ -139,6 +148,46 @@ async fn history_follows_merges_and_identities(backend: Backend) {
             ticket(1).to_string(),
             conversation(2).to_string()
         ]
+    );
+    // Page by page from a cursor, the same items; the customer's own conversations alone.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = w
+            .query(
+                customers::NAME,
+                history_of(
+                    1,
+                    customers::HistoryQuery {
+                        after: after.clone(),
+                        limit: 1,
+                        ..Default::default()
+                    },
+                ),
+            )
+            .await;
+        let Some(last) = page.last() else { break };
+        after = Some((last.last_activity_at, last.id.clone()));
+        paged.extend(page.into_iter().map(|i| i.id));
+    }
+    assert_eq!(paged, ids);
+    let own = w
+        .query(
+            customers::NAME,
+            history_of(
+                1,
+                customers::HistoryQuery {
+                    conversations_only: true,
+                    own_only: true,
+                    limit: 50,
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+    assert_eq!(
+        own.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        vec![conversation(1).to_string()]
     );
     let found = w
         .query(customers::NAME, |tx, t| {

@@ -588,6 +588,8 @@ pub struct HistoryParams {
     pub q: Option<String>,
     /// At most this many items (1..=500, default 100).
     pub limit: Option<usize>,
+    /// From a previous answer's `next_cursor`: the next (older) items.
+    pub cursor: Option<String>,
 }
 
 /// A customer's conversations and tickets, newest activity first.
@@ -599,6 +601,8 @@ pub struct CustomerHistory {
     /// With `q`: the matching messages, newest first (at most 200).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matches: Option<Vec<search::Hit>>,
+    /// Pass as `cursor` for older items; absent when there are none.
+    pub next_cursor: Option<String>,
 }
 
 /// Items of a history answer when the caller names no limit.
@@ -624,47 +628,90 @@ async fn customer_history(
     require_customer_support(&caller)?;
     let limit = page_size(params.limit, HISTORY_PAGE, customers::MAX_HISTORY)?;
     let words = params.q.as_deref().map(keywords).transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(super::parse_time_id_cursor)
+        .transpose()?;
     let (from, to) = (params.from, params.to);
     let id = customer_id.to_string();
-    // With keywords, every item in the range, to keep those with a match.
-    let wanted = if words.is_some() {
-        customers::MAX_HISTORY
-    } else {
-        limit
+    let Some(words) = words else {
+        // One page of the history, read from the cursor on.
+        let query = customers::HistoryQuery {
+            from,
+            to,
+            after,
+            limit: limit + 1,
+            ..Default::default()
+        };
+        let items = read(&state, customers::NAME, params.position, move |tx, t| {
+            if customers::customer_view(tx, t, &id)?.is_none() {
+                return Ok(None);
+            }
+            customers::history(tx, t, &id, &query).map(Some)
+        })
+        .await?
+        .ok_or_else(|| not_found("customer"))?;
+        return Ok(Json(history_page(customer_id, items, None, limit)));
     };
-    let (mut items, set) = read(&state, customers::NAME, params.position, move |tx, t| {
+    // With keywords: the messages that match (at most [`SEARCH_MAX`]), and the conversations
+    // they are in.
+    let set = read(&state, customers::NAME, params.position, move |tx, t| {
         if customers::customer_view(tx, t, &id)?.is_none() {
             return Ok(None);
         }
-        let items = customers::history(tx, t, &id, from, to, wanted)?;
-        Ok(Some((items, customers::merged_set(tx, t, &id)?)))
+        customers::merged_set(tx, t, &id).map(Some)
     })
     .await?
     .ok_or_else(|| not_found("customer"))?;
-    let matches = match words {
-        Some(words) => {
-            let query = search::SearchQuery {
-                keywords: words.join(" "),
-                from,
-                to,
-                customers: set,
-                before: None,
-                limit: SEARCH_MAX,
-            };
-            let (hits, _) = search_visible(&state, &caller, params.position, query, words).await?;
-            items.retain(|item| {
-                item.kind == "conversation" && hits.iter().any(|h| h.conversation_id == item.id)
-            });
-            Some(hits)
-        }
-        None => None,
+    let query = search::SearchQuery {
+        keywords: words.join(" "),
+        from,
+        to,
+        customers: set,
+        before: None,
+        limit: SEARCH_MAX,
     };
-    items.truncate(limit);
-    Ok(Json(CustomerHistory {
+    let (hits, _) = search_visible(&state, &caller, params.position, query, words).await?;
+    let mut ids: Vec<String> = Vec::new();
+    for hit in &hits {
+        if !ids.contains(&hit.conversation_id) {
+            ids.push(hit.conversation_id.clone());
+        }
+    }
+    let id = customer_id.to_string();
+    let mut items = read(&state, customers::NAME, params.position, move |tx, t| {
+        customers::history_conversations(tx, t, &id, &ids)
+    })
+    .await?;
+    if let Some((at, id)) = &after {
+        items.retain(|item| (item.last_activity_at, item.id.as_str()) < (*at, id.as_str()));
+    }
+    Ok(Json(history_page(customer_id, items, Some(hits), limit)))
+}
+
+/// A history answer of at most `limit` of `items` (in the history's order), with the cursor
+/// of the next page when there are more.
+fn history_page(
+    customer_id: Uuid,
+    mut items: Vec<customers::HistoryItem>,
+    matches: Option<Vec<search::Hit>>,
+    limit: usize,
+) -> CustomerHistory {
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .map(|last| super::time_key_cursor(last.last_activity_at, &last.id))
+    } else {
+        None
+    };
+    CustomerHistory {
         customer_id,
         items,
         matches,
-    }))
+        next_cursor,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -522,23 +522,23 @@ async fn list(
         .transpose()?;
     state.caught_up(customers::NAME, params.position).await?;
     let me = customer.to_string();
+    // The visitor's own conversations (not those of customers merged into it), newest activity
+    // first, ties by id descending, from the cursor on.
+    let query = customers::HistoryQuery {
+        after,
+        conversations_only: true,
+        own_only: true,
+        limit: limit + 1,
+        ..Default::default()
+    };
     let items = state
         .models
         .query(customers::NAME, move |tx, t| {
-            customers::history(tx, t, &me, None, None, customers::MAX_HISTORY)
+            customers::history(tx, t, &me, &query)
         })
         .await?;
-    let me = customer.to_string();
-    // Newest activity first, ties by id descending: the order `history` answers in.
     let mut conversations = items
         .into_iter()
-        .filter(|item| item.kind == "conversation" && item.customer_id == me)
-        .filter(|item| {
-            after.as_ref().is_none_or(|(at, id)| {
-                (item.last_activity_at, item.id.as_str()) < (*at, id.as_str())
-            })
-        })
-        .take(limit + 1)
         .map(|item| ConversationSummary {
             conversation_id: item.id,
             channel: item.channel,

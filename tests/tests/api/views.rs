@@ -145,6 +145,7 @@ async fn bad_parameters_are_400s(backend: Backend) {
         "/api/v1/customers?channel=whatsapp",
         "/api/v1/customers/00000000-0000-7000-8000-000000000000/history?limit=x",
         "/api/v1/customers/00000000-0000-7000-8000-000000000000/history?q=%21%21",
+        "/api/v1/customers/00000000-0000-7000-8000-000000000000/history?cursor=x",
         "/api/v1/search",
         "/api/v1/search?q=%3F%3F%3F",
         "/api/v1/search?q=hello&from=yesterday",
@@ -515,6 +516,27 @@ async fn a_support_agent_sees_a_new_customer_chat(backend: Backend) {
     .await;
     assert_eq!(history["items"].as_array().unwrap().len(), 3);
     assert!(history.get("matches").is_none());
+    assert!(history["next_cursor"].is_null());
+    // Two at a time: a cursor to the rest, and the same items in the same order.
+    let first = get_json(
+        &app,
+        &support,
+        &format!("/api/v1/customers/{ana}/history?limit=2"),
+        200,
+    )
+    .await;
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let rest = get_json(
+        &app,
+        &support,
+        &format!("/api/v1/customers/{ana}/history?limit=2&cursor={cursor}"),
+        200,
+    )
+    .await;
+    assert!(rest["next_cursor"].is_null());
+    let mut paged = first["items"].as_array().unwrap().clone();
+    paged.extend(rest["items"].as_array().unwrap().iter().cloned());
+    assert_eq!(&paged, history["items"].as_array().unwrap());
     let history = get_json(
         &app,
         &support,
