@@ -205,13 +205,14 @@ async fn a_retried_secret_is_withheld_and_nothing_is_done_again(backend: Backend
     );
 }
 
-/// Every command on something that exists (a path with an id) documents `If-Match`, so a client
-/// that wants strict concurrency can use it everywhere.
+/// The document is OpenAPI 3.1, and every command on something that exists (a path with an id)
+/// documents `If-Match`, so a client that wants strict concurrency can use it everywhere.
 async fn every_command_on_an_existing_resource_takes_if_match(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     let api: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert_eq!(api["openapi"], "3.1.0");
     let mut commands = 0;
     for (path, operations) in api["paths"].as_object().expect("paths") {
         if !path.contains('{') {
@@ -252,6 +253,8 @@ async fn metrics_count_requests_by_route_and_report_projection_lag(backend: Back
     };
     let me = app.get_as(&app.admin, "/api/v1/tokens/me").await;
     assert_eq!(me.status(), 200);
+    // An append, timed by aggregate.
+    app.mint(json!({"role": "integration"})).await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(
@@ -277,6 +280,13 @@ async fn metrics_count_requests_by_route_and_report_projection_lag(backend: Back
         );
     }
     assert!(text.contains("parley_log_up 1"));
+    assert!(
+        text.lines().any(|line| {
+            line.starts_with("parley_append_duration_seconds_count{")
+                && line.contains("aggregate=\"token\"")
+        }),
+        "an append latency histogram for tokens:\n{text}"
+    );
 }
 
 async fn a_token_over_its_rate_limit_is_told_when_to_retry(backend: Backend) {

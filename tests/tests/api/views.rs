@@ -317,6 +317,25 @@ async fn audits_show_who_did_what_and_are_for_admins(backend: Backend) {
     assert_eq!(then["state"]["status"], "open");
     assert_eq!(then["state"]["messages"].as_array().unwrap().len(), 1);
     assert_eq!(then["state"]["customers"], json!([customer]));
+    // As of a time: just before the second message was recorded, and at that moment.
+    let second_at = entry["recorded_at"].as_i64().unwrap();
+    let before = get_json(
+        &app,
+        &app.admin,
+        &format!("/api/v1/audit/{stream}/state?at={}", second_at - 1),
+        200,
+    )
+    .await;
+    assert_eq!(before["version"], 2);
+    assert_eq!(before["state"]["messages"].as_array().unwrap().len(), 1);
+    let at_second = get_json(
+        &app,
+        &app.admin,
+        &format!("/api/v1/audit/{stream}/state?at={second_at}"),
+        200,
+    )
+    .await;
+    assert_eq!(at_second["version"], 3);
     let now = get_json(
         &app,
         &app.admin,
