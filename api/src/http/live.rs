@@ -488,6 +488,21 @@ async fn resume_point(state: &AppState, headers: &HeaderMap) -> Result<Position,
 // ---------------------------------------------------------------------------------------------
 // Handlers.
 
+/// One Server-Sent Events frame as a client's parser reads it (the HTML standard's fields; this
+/// server sends `id` and `data` on every event and names none, so `event` is `message`).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // Only documents the frames; they are written by axum's `Sse`.
+pub struct SseFrame {
+    /// The event's log position.
+    pub id: String,
+    /// `message`.
+    pub event: Option<String>,
+    /// The event as a `FeedEvent` JSON object.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -503,9 +518,10 @@ pub struct StreamParams {
     operation_id = "live_stream",
     params(StreamParams,
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
-    responses((status = 200, content_type = "text/event-stream", body = String,
-               description = "An endless stream of SSE frames: `id:` the event's position, \
-                              `data:` the event as a `FeedEvent` JSON object"),
+    responses((status = 200, content_type = "text/event-stream", body = SseFrame,
+               description = "An endless stream of SSE frames (the schema is one frame's): \
+                              `id:` the event's position, `data:` the event as a `FeedEvent` \
+                              JSON object"),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn stream(
@@ -539,9 +555,10 @@ async fn stream(
     operation_id = "widget_conversation_stream",
     params(("conversation_id" = Uuid, Path, description = "The conversation's id"),
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
-    responses((status = 200, content_type = "text/event-stream", body = String,
-               description = "An endless stream of SSE frames: `id:` the event's position, \
-                              `data:` the event as a `FeedEvent` JSON object"),
+    responses((status = 200, content_type = "text/event-stream", body = SseFrame,
+               description = "An endless stream of SSE frames (the schema is one frame's): \
+                              `id:` the event's position, `data:` the event as a `FeedEvent` \
+                              JSON object"),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn widget_stream(
