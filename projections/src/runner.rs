@@ -41,6 +41,16 @@ const LEADER_LOCK_KEY: i64 = 0x7061_726c_6579_0002;
 /// The advisory lock that serialises schema changes between processes (PostgreSQL).
 const SCHEMA_LOCK_KEY: i64 = 0x7061_726c_6579_0003;
 const PROGRESS_CHANNEL: &str = "parley_projection_progress";
+/// How often a leader checks that the connection holding its lock is alive (PostgreSQL).
+const LEADERSHIP_CHECK: Duration = Duration::from_secs(1);
+/// How long a leader waits for that check's answer before it counts the connection as lost.
+const LEADERSHIP_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause after a failed attempt to wait for the leader lock, doubling up to
+/// [`LEAD_RETRY_MAX`] while the database stays unreachable.
+const LEAD_RETRY_FIRST: Duration = Duration::from_secs(1);
+const LEAD_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long a former leader waits for the live transactions it had started to end.
+const LANES_DRAIN: Duration = Duration::from_secs(10);
 
 /// A read model fed from the log.
 pub trait Projection: Send + Sync + 'static {
@@ -185,6 +195,15 @@ struct Stretch {
     events: Vec<Envelope>,
     /// The position of its last event.
     last: i64,
+}
+
+/// A spawned task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Progress of a rebuild, for a progress bar.
@@ -909,31 +928,81 @@ impl ReadModels {
     /// Feeds every projection from its checkpoint, then live, until the log closes. A
     /// projection whose version changed, or whose rebuild was abandoned, is rebuilt first (its
     /// old tables keep serving meanwhile). With PostgreSQL, only the process holding the leader
-    /// lock runs them; the others wait for it and take over when its session ends.
+    /// lock runs them; the others wait for it and take over when its session ends. A leader
+    /// whose lock connection fails (the server restarted, the backend was terminated, the
+    /// network cut) has lost the lock with its session: it stops feeding, no longer reports
+    /// leading, and waits for the lock again on a new connection.
     pub async fn run(self) -> Result<(), ViewError> {
-        let _leadership = match &self.pool {
-            Some(pool) => Some(lead(pool).await?),
-            None => None,
+        let Some(pool) = self.pool.clone() else {
+            self.leading.store(true, Ordering::Relaxed);
+            let mut tasks = self.start_feeding();
+            let outcome = supervise(&mut tasks).await;
+            self.leading.store(false, Ordering::Relaxed);
+            return outcome;
         };
-        self.leading.store(true, Ordering::Relaxed);
+        let mut backoff = LEAD_RETRY_FIRST;
+        loop {
+            let mut leadership = match lead(&pool).await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    // The database is unreachable, or the connection waiting for the lock
+                    // failed: nothing announces that it is back, so the pause is a timer.
+                    tracing::warn!(%error, retry_in = ?backoff, "cannot wait for projection leadership");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(LEAD_RETRY_MAX);
+                    continue;
+                }
+            };
+            backoff = LEAD_RETRY_FIRST;
+            self.leading.store(true, Ordering::Relaxed);
+            let mut tasks = self.start_feeding();
+            let lost = tokio::select! {
+                outcome = supervise(&mut tasks) => {
+                    self.leading.store(false, Ordering::Relaxed);
+                    return outcome;
+                }
+                lost = leadership_lost(&mut leadership) => lost,
+            };
+            // The session, and the lock with it, are gone: another process may lead already.
+            drop(leadership);
+            tracing::warn!(error = %lost, "lost projection leadership: stopping the projections");
+            self.stop_feeding(tasks).await;
+        }
+    }
+
+    /// One task per projection, each running it under [`ReadModels::keep_running`].
+    fn start_feeding(&self) -> tokio::task::JoinSet<Result<(), ViewError>> {
         let mut tasks = tokio::task::JoinSet::new();
         for name in self.order.iter().copied() {
             let models = self.clone();
             tasks.spawn(async move { models.keep_running(name).await });
         }
-        let mut outcome = Ok(());
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(ViewError::Log(LogError::Closed))) => {}
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "a projection stopped");
-                    outcome = Err(error);
+        tasks
+    }
+
+    /// Stops the projections' tasks, no longer reports leading, and waits (for a bounded time)
+    /// until the transactions they had handed to their lanes have ended: after that, this
+    /// process applies nothing.
+    async fn stop_feeding(&self, mut tasks: tokio::task::JoinSet<Result<(), ViewError>>) {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        self.leading.store(false, Ordering::Relaxed);
+        let lanes = async {
+            for name in self.order.iter() {
+                if let Some(entry) = self.entries.get(name) {
+                    entry.lane.drained().await;
                 }
-                Err(join) => tracing::error!(%join, "a projection task failed"),
             }
+        };
+        if tokio::time::timeout(LANES_DRAIN, lanes).await.is_err() {
+            // A transaction still waits on the database; if it ever commits, the registry
+            // row's lock and checkpoint keep it from applying anything twice.
+            tracing::warn!(
+                waited = ?LANES_DRAIN,
+                "a live transaction was still running after the projections stopped"
+            );
         }
-        outcome
+        tracing::info!("stopped feeding the projections");
     }
 
     /// Runs one projection until the log closes, starting it again after a failure (a lost
@@ -1098,9 +1167,10 @@ impl ReadModels {
             let models = self.clone();
             let progress = progress_tx.clone();
             let name = projection.name();
-            tasks.push(tokio::spawn(async move {
+            // Aborted if the pass is dropped (a leader that lost its lock stops feeding).
+            tasks.push(AbortOnDrop(tokio::spawn(async move {
                 models.rebuild_from(name, target, stretches, progress).await
-            }));
+            })));
         }
         drop(progress_tx);
 
@@ -1163,9 +1233,10 @@ impl ReadModels {
         };
         let (read, ()) = tokio::join!(reader, report);
         let mut outcomes = Vec::new();
-        for task in tasks {
+        for mut task in tasks {
             outcomes.push(
-                task.await
+                (&mut task.0)
+                    .await
                     .unwrap_or_else(|e| Err(StoreError::Task(e.to_string()).into())),
             );
         }
@@ -1417,6 +1488,11 @@ async fn lead(pool: &PgPool) -> Result<sqlx::PgConnection, ViewError> {
     // Detached from the pool: when leadership ends (the task is dropped), the connection
     // closes and the session lock goes with it, instead of idling in the pool still held.
     let mut conn = pool.acquire().await.map_err(StoreError::from)?.detach();
+    // Named, so that an operator finds it in `pg_stat_activity`.
+    sqlx::query("SET application_name = 'parley projection leader'")
+        .execute(&mut conn)
+        .await
+        .map_err(StoreError::from)?;
     tracing::info!("waiting for projection leadership");
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(LEADER_LOCK_KEY)
@@ -1425,4 +1501,46 @@ async fn lead(pool: &PgPool) -> Result<sqlx::PgConnection, ViewError> {
         .map_err(StoreError::from)?;
     tracing::info!("leading the projections");
     Ok(conn)
+}
+
+/// Answers, with why, once the connection holding the leader lock fails: its session has ended
+/// and the lock with it. It is checked every [`LEADERSHIP_CHECK`] with a bare round trip (a
+/// `Sync` message, which runs no statement); a round trip unanswered for
+/// [`LEADERSHIP_CHECK_TIMEOUT`] (the network cut) counts as a failure too, and the connection
+/// is then dropped, so the server ends the session if it ever sees it.
+async fn leadership_lost(conn: &mut sqlx::PgConnection) -> String {
+    use sqlx::Connection as _;
+    let mut every = tokio::time::interval(LEADERSHIP_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match tokio::time::timeout(LEADERSHIP_CHECK_TIMEOUT, conn.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return error.to_string(),
+            Err(_) => {
+                return format!(
+                    "the connection holding the leader lock did not answer within {LEADERSHIP_CHECK_TIMEOUT:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Waits for every projection task to end; answers the last error other than the log closing.
+async fn supervise(
+    tasks: &mut tokio::task::JoinSet<Result<(), ViewError>>,
+) -> Result<(), ViewError> {
+    let mut outcome = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(ViewError::Log(LogError::Closed))) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "a projection stopped");
+                outcome = Err(error);
+            }
+            Err(join) => tracing::error!(%join, "a projection task failed"),
+        }
+    }
+    outcome
 }

@@ -329,6 +329,25 @@ impl Lane {
         }
     }
 
+    /// Waits until the jobs handed to this lane so far have run (at once if it never started).
+    pub async fn drained(&self) {
+        let (done, ran) = tokio::sync::oneshot::channel::<()>();
+        let queued = {
+            let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.as_ref().is_some_and(|sender| {
+                sender
+                    .send(Box::new(move || {
+                        let _ = done.send(());
+                    }))
+                    .is_ok()
+            })
+        };
+        if queued {
+            // An error means the thread is gone, and so are its jobs.
+            let _ = ran.await;
+        }
+    }
+
     fn run(&self, job: Job) -> Result<(), StoreError> {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         // Not started yet, or its thread is gone: start one and hand it the job.

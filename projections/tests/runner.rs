@@ -541,3 +541,170 @@ on_both_backends! {
     a_lingering_read_model_gathers_events_until_a_reader_waits => super::a_lingering_read_model_gathers_events_until_a_reader_waits;
     a_failing_live_transaction_rolls_back_and_reports_why => super::a_failing_live_transaction_rolls_back_and_reports_why;
 }
+
+/// The key of the advisory lock a PostgreSQL leader holds (the runner's `LEADER_LOCK_KEY`).
+const LEADER_LOCK_KEY: i64 = 0x7061_726c_6579_0002;
+
+/// Sessions of this test's database holding (`granted`) or waiting for the leader lock.
+const LEADER_LOCKS: &str = "FROM pg_locks
+     WHERE locktype = 'advisory' AND granted = $1 AND objsubid = 1
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND (classid::int8 << 32 | objid::int8) = $2";
+
+/// Polls until `count` sessions of this test's database hold (`granted`) or wait for the
+/// leader lock, for at most 15 s.
+async fn until_leader_locks(admin: &mut sqlx::PgConnection, granted: bool, count: i64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) {LEADER_LOCKS}"
+        )))
+        .bind(granted)
+        .bind(LEADER_LOCK_KEY)
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+        if found == count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within 15 s ({found} sessions, not {count})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `done` until it holds, for at most 15 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} within 15 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn live_transactions(models: &ReadModels) -> Vec<u64> {
+    models
+        .names()
+        .iter()
+        .map(|name| models.live_transactions(name).unwrap())
+        .collect()
+}
+
+/// Appends `events` and waits until `models` knows every read model has applied them.
+async fn fill_and_wait(
+    log: &Arc<dyn EventLog>,
+    workload: &mut Workload,
+    events: u64,
+    models: &ReadModels,
+) {
+    let head = fill(log, workload, events).await;
+    for name in models.names() {
+        models
+            .wait_for(name, head, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// PostgreSQL: when the connection holding a leader's lock dies while its process lives (here
+/// its backend is terminated), the leader notices, stops feeding and no longer reports
+/// leading; the process waiting takes over and feeds alone; once that one is gone, the first
+/// takes the lock again on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lock_connection_dies_stops_feeding_and_waits_again() {
+    use sqlx::Connection as _;
+    let Some(db) = parley_eventlog::testing::postgres_database().await else {
+        return;
+    };
+    let log = parley_eventlog::open(&db.url, LogOptions::default())
+        .await
+        .unwrap();
+    let projections = || vec![Arc::new(inbox::Inbox) as _, Arc::new(access::Access) as _];
+    let first = ReadModels::open(log.clone(), &db.url, projections())
+        .await
+        .unwrap();
+    let second = ReadModels::open(log.clone(), &db.url, projections())
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+
+    let first_runner = tokio::spawn(first.clone().run());
+    eventually("the first process leads", || first.is_leading()).await;
+    let second_runner = tokio::spawn(second.clone().run());
+    until_leader_locks(
+        &mut admin,
+        false,
+        1,
+        "the second process waits for the lock",
+    )
+    .await;
+    assert!(!second.is_leading());
+    let mut workload = small_workload(7);
+    fill_and_wait(&log, &mut workload, 300, &first).await;
+    assert!(live_transactions(&first).iter().all(|n| *n > 0));
+    assert!(live_transactions(&second).iter().all(|n| *n == 0));
+
+    // The leader's lock connection dies; its process (and its pool) live on.
+    let terminated: Vec<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid) {LEADER_LOCKS}"
+    )))
+    .bind(true)
+    .bind(LEADER_LOCK_KEY)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(terminated, [true], "one leader backend terminated");
+    let lost = std::time::Instant::now();
+    eventually("the old leader reports that it no longer leads", || {
+        !first.is_leading()
+    })
+    .await;
+    let noticed = lost.elapsed();
+    eventually("the waiting process takes over", || second.is_leading()).await;
+
+    // Only the new leader applies what follows.
+    let stopped = live_transactions(&first);
+    let before = live_transactions(&second);
+    fill_and_wait(&log, &mut workload, 300, &second).await;
+    assert_eq!(live_transactions(&first), stopped, "the old leader applied");
+    assert!(
+        live_transactions(&second)
+            .iter()
+            .zip(&before)
+            .all(|(after, before)| after > before),
+        "the new leader did not apply"
+    );
+    assert!(second.is_leading() && !first.is_leading());
+    until_leader_locks(&mut admin, true, 1, "one session holds the lock").await;
+    until_leader_locks(
+        &mut admin,
+        false,
+        1,
+        "the old leader waits for the lock again",
+    )
+    .await;
+
+    // The new leader's process ends: the first leads again and carries on.
+    second_runner.abort();
+    let _ = second_runner.await;
+    eventually("the first process leads again", || first.is_leading()).await;
+    let before = live_transactions(&first);
+    fill_and_wait(&log, &mut workload, 300, &first).await;
+    assert!(
+        live_transactions(&first)
+            .iter()
+            .zip(&before)
+            .all(|(after, before)| after > before),
+        "the first process did not apply after taking over again"
+    );
+    for name in first.names().to_vec() {
+        let live = first.dump(name).await.unwrap();
+        first.rebuild(name, |_| {}).await.unwrap();
+        assert_eq!(first.dump(name).await.unwrap(), live, "{name}");
+    }
+    eprintln!("the old leader noticed the loss of its lock connection in {noticed:?}");
+    first_runner.abort();
+    log.close().await;
+}
