@@ -859,7 +859,63 @@ pub struct ConversationView {
     pub origin: Option<serde_json::Value>,
     pub participants: Vec<ParticipantView>,
     pub tickets: Vec<String>,
+    /// Oldest first: the page of messages asked for (see [`Page`]).
     pub messages: Vec<MessageView>,
+    /// Pass as `cursor` for the messages after these; absent when there are none.
+    pub next_cursor: Option<String>,
+    /// The latest public message's sending, edit or deletion, over the whole conversation
+    /// (for customers, who never see internal notes); answered to customer viewers only.
+    #[serde(skip)]
+    pub last_public_activity_at: Option<i64>,
+}
+
+/// Which stretch of a conversation's messages, or of a ticket's entries, to answer: those after
+/// `after` (a sequence number, from a previous answer's cursor), oldest first, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+/// Messages or entries answered when the caller names no limit.
+pub const DEFAULT_PAGE: usize = 200;
+/// The most messages or entries one answer holds.
+pub const MAX_PAGE: usize = 1000;
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            after: None,
+            limit: DEFAULT_PAGE,
+        }
+    }
+}
+
+impl Page {
+    /// Reads a cursor this module gave (`None` for anything else).
+    pub fn parse_cursor(cursor: &str) -> Option<i64> {
+        cursor.parse().ok().filter(|seq| *seq >= 0)
+    }
+
+    /// The parameters bound after the stream's id and the viewer flag: after, limit + 1.
+    fn bounds(&self) -> [Value<'static>; 2] {
+        [
+            self.after.unwrap_or(-1).into(),
+            (self.limit.clamp(1, MAX_PAGE) as i64 + 1).into(),
+        ]
+    }
+
+    /// Cuts `rows` (with their sequence numbers) to the page, with the cursor of the next.
+    fn cut<T>(&self, mut rows: Vec<(i64, T)>) -> (Vec<T>, Option<String>) {
+        let limit = self.limit.clamp(1, MAX_PAGE);
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(seq, _)| seq.to_string())
+        } else {
+            None
+        };
+        (rows.into_iter().map(|(_, row)| row).collect(), next)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -874,6 +930,7 @@ pub fn conversation(
     t: &Tables,
     id: &str,
     viewer: Viewer,
+    page: Page,
 ) -> Result<Option<ConversationView>, StoreError> {
     let Some(row) = tx.query_opt(
         &t.sql(&format!(
@@ -911,41 +968,66 @@ pub fn conversation(
         return Ok(None);
     }
     let customer = matches!(viewer, Viewer::Customer(_));
-    let messages = tx
+    let [after, limit] = page.bounds();
+    let rows = tx
         .query(
             &t.sql(
                 "SELECT message_id, author, body, visibility, attachments, mentions, quote_of,
-                 sent_at, edited_at, deleted_at FROM {p}messages
-                 WHERE conversation_id = $1 AND ($2 = 0 OR visibility = 'public') ORDER BY seq",
+                 sent_at, edited_at, deleted_at, seq FROM {p}messages
+                 WHERE conversation_id = $1 AND ($2 = 0 OR visibility = 'public') AND seq > $3
+                 ORDER BY seq LIMIT $4",
             ),
-            &[id.into(), customer.into()],
+            &[id.into(), customer.into(), after, limit],
         )?
         .iter()
         .map(|r| {
             let deleted_at = r.opt_i64(9)?;
             let parse = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null);
-            Ok(MessageView {
-                message_id: r.text(0)?,
-                author: r.text(1)?,
-                body: if deleted_at.is_some() {
-                    String::new()
-                } else {
-                    r.text(2)?
+            Ok((
+                r.i64(10)?,
+                MessageView {
+                    message_id: r.text(0)?,
+                    author: r.text(1)?,
+                    body: if deleted_at.is_some() {
+                        String::new()
+                    } else {
+                        r.text(2)?
+                    },
+                    visibility: r.text(3)?,
+                    attachments: if deleted_at.is_some() {
+                        serde_json::Value::Array(vec![])
+                    } else {
+                        parse(r.text(4)?)
+                    },
+                    mentions: parse(r.text(5)?),
+                    quote_of: r.opt_text(6)?,
+                    sent_at: r.i64(7)?,
+                    edited_at: r.opt_i64(8)?,
+                    deleted_at,
                 },
-                visibility: r.text(3)?,
-                attachments: if deleted_at.is_some() {
-                    serde_json::Value::Array(vec![])
-                } else {
-                    parse(r.text(4)?)
-                },
-                mentions: parse(r.text(5)?),
-                quote_of: r.opt_text(6)?,
-                sent_at: r.i64(7)?,
-                edited_at: r.opt_i64(8)?,
-                deleted_at,
-            })
+            ))
         })
-        .collect::<Result<_, StoreError>>()?;
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let (messages, next_cursor) = page.cut(rows);
+    let last_public_activity_at = if customer {
+        tx.query_opt(
+            &t.sql(
+                "SELECT MAX(sent_at), MAX(edited_at), MAX(deleted_at) FROM {p}messages
+                 WHERE conversation_id = $1 AND visibility = 'public'",
+            ),
+            &[id.into()],
+        )?
+        .map(|r| -> Result<Option<i64>, StoreError> {
+            Ok([r.opt_i64(0)?, r.opt_i64(1)?, r.opt_i64(2)?]
+                .into_iter()
+                .flatten()
+                .max())
+        })
+        .transpose()?
+        .flatten()
+    } else {
+        None
+    };
     let tickets = tx
         .query(
             &t.sql("SELECT ticket_id FROM {p}links WHERE conversation_id = $1 ORDER BY linked_at, ticket_id"),
@@ -989,6 +1071,8 @@ pub fn conversation(
         },
         tickets: if customer { vec![] } else { tickets },
         messages,
+        next_cursor,
+        last_public_activity_at,
     }))
 }
 
@@ -1028,7 +1112,10 @@ pub struct TicketView {
     /// Microseconds since the Unix epoch.
     pub updated_at: i64,
     pub conversations: Vec<String>,
+    /// Oldest first: the page of entries asked for (see [`Page`]).
     pub entries: Vec<EntryView>,
+    /// Pass as `cursor` for the entries after these; absent when there are none.
+    pub next_cursor: Option<String>,
 }
 
 /// A ticket as `viewer` may see it; `None` when it does not exist or is not theirs to see.
@@ -1037,6 +1124,7 @@ pub fn ticket(
     t: &Tables,
     id: &str,
     viewer: Viewer,
+    page: Page,
 ) -> Result<Option<TicketView>, StoreError> {
     let Some(row) = tx.query_opt(
         &t.sql(&format!(
@@ -1057,30 +1145,37 @@ pub fn ticket(
             true
         }
     };
-    let entries = tx
+    let [after, limit] = page.bounds();
+    let rows = tx
         .query(
             &t.sql(
                 "SELECT entry_id, kind, author, body, visibility, attachments, at, delivery,
-                 failure FROM {p}entries
-                 WHERE ticket_id = $1 AND ($2 = 0 OR visibility = 'public') ORDER BY seq",
+                 failure, seq FROM {p}entries
+                 WHERE ticket_id = $1 AND ($2 = 0 OR visibility = 'public') AND seq > $3
+                 ORDER BY seq LIMIT $4",
             ),
-            &[id.into(), customer.into()],
+            &[id.into(), customer.into(), after, limit],
         )?
         .iter()
         .map(|r| {
-            Ok(EntryView {
-                entry_id: r.text(0)?,
-                kind: r.text(1)?,
-                author: r.text(2)?,
-                body: r.text(3)?,
-                visibility: r.text(4)?,
-                attachments: serde_json::from_str(&r.text(5)?).unwrap_or(serde_json::Value::Null),
-                at: r.i64(6)?,
-                delivery: r.opt_text(7)?,
-                failure: if customer { None } else { r.opt_text(8)? },
-            })
+            Ok((
+                r.i64(9)?,
+                EntryView {
+                    entry_id: r.text(0)?,
+                    kind: r.text(1)?,
+                    author: r.text(2)?,
+                    body: r.text(3)?,
+                    visibility: r.text(4)?,
+                    attachments: serde_json::from_str(&r.text(5)?)
+                        .unwrap_or(serde_json::Value::Null),
+                    at: r.i64(6)?,
+                    delivery: r.opt_text(7)?,
+                    failure: if customer { None } else { r.opt_text(8)? },
+                },
+            ))
         })
-        .collect::<Result<_, StoreError>>()?;
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let (entries, next_cursor) = page.cut(rows);
     let conversations = tx
         .query(
             &t.sql("SELECT conversation_id FROM {p}links WHERE ticket_id = $1 ORDER BY linked_at, conversation_id"),
@@ -1108,5 +1203,6 @@ pub fn ticket(
         updated_at: ticket.updated_at,
         conversations,
         entries,
+        next_cursor,
     }))
 }

@@ -49,9 +49,18 @@ fn start(n: u128, kind: ConversationKind, by: Actor) -> ConversationEvent {
 }
 
 async fn view(w: &World, n: u128, viewer: Viewer) -> Option<detail::ConversationView> {
+    view_page(w, n, viewer, detail::Page::default()).await
+}
+
+async fn view_page(
+    w: &World,
+    n: u128,
+    viewer: Viewer,
+    page: detail::Page,
+) -> Option<detail::ConversationView> {
     let id = conversation(n).to_string();
     w.query(detail::NAME, move |tx, t| {
-        detail::conversation(tx, t, &id, viewer)
+        detail::conversation(tx, t, &id, viewer, page)
     })
     .await
 }
@@ -128,10 +137,54 @@ async fn messages_edits_deletions_and_visibility(backend: Backend) {
             .any(|p| p.participant == format!("agent:{}", agent(1)))
     );
 
+    assert!(agent_view.next_cursor.is_none());
+    assert_eq!(
+        agent_view.last_public_activity_at, None,
+        "told to customers only"
+    );
+
+    // Two messages at a time: the same messages, in the same order, then no cursor.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = detail::Page { after, limit: 2 };
+        let view = view_page(&w, 1, Viewer::Agent(agent(9).0), page)
+            .await
+            .unwrap();
+        paged.extend(view.messages.into_iter().map(|m| m.message_id));
+        match view.next_cursor {
+            Some(cursor) => after = detail::Page::parse_cursor(&cursor),
+            None => break,
+        }
+    }
+    let all: Vec<_> = agent_view
+        .messages
+        .iter()
+        .map(|m| m.message_id.clone())
+        .collect();
+    assert_eq!(paged, all);
+
     // The customer never sees the internal note, nor which (possibly internal) ticket is linked.
     let customer_view = view(&w, 1, Viewer::Customer(customer(1).0)).await.unwrap();
     assert!(customer_view.tickets.is_empty());
     assert_eq!(customer_view.messages.len(), 3);
+    // The last public change: the deletion of message 4.
+    assert_eq!(customer_view.last_public_activity_at, Some(at(6).0));
+    // A page that holds only the first message still knows the conversation's latest change.
+    let first = view_page(
+        &w,
+        1,
+        Viewer::Customer(customer(1).0),
+        detail::Page {
+            after: None,
+            limit: 1,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.messages.len(), 1);
+    assert!(first.next_cursor.is_some());
+    assert_eq!(first.last_public_activity_at, Some(at(6).0));
     assert!(
         customer_view
             .messages
@@ -256,7 +309,13 @@ async fn tickets_show_entries_deliveries_and_hide_internal_comments(backend: Bac
     let id = ticket(1).to_string();
     let agent_view = w
         .query(detail::NAME, move |tx, t| {
-            detail::ticket(tx, t, &id, Viewer::Agent(agent(1).0))
+            detail::ticket(
+                tx,
+                t,
+                &id,
+                Viewer::Agent(agent(1).0),
+                detail::Page::default(),
+            )
         })
         .await
         .unwrap();
@@ -272,7 +331,13 @@ async fn tickets_show_entries_deliveries_and_hide_internal_comments(backend: Bac
     let id = ticket(1).to_string();
     let customer_view = w
         .query(detail::NAME, move |tx, t| {
-            detail::ticket(tx, t, &id, Viewer::Customer(customer(1).0))
+            detail::ticket(
+                tx,
+                t,
+                &id,
+                Viewer::Customer(customer(1).0),
+                detail::Page::default(),
+            )
         })
         .await
         .unwrap();
@@ -284,7 +349,8 @@ async fn tickets_show_entries_deliveries_and_hide_internal_comments(backend: Bac
             tx,
             t,
             &id,
-            Viewer::Customer(customer(2).0)
+            Viewer::Customer(customer(2).0),
+            detail::Page::default()
         ))
         .await
         .is_none()

@@ -115,6 +115,42 @@ impl AppState {
     }
 }
 
+/// A conversation's or ticket's detail: which of its messages (or entries) to answer, and
+/// `?position=` as on every read.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DetailParams {
+    /// Wait (a few seconds at most) until the read model reflects this log position, e.g.
+    /// the `position` a command answered.
+    pub position: Option<u64>,
+    /// At most this many messages or entries, oldest first (1..=1000, default 200).
+    pub limit: Option<usize>,
+    /// From a previous answer's `next_cursor`: the messages or entries after those.
+    pub cursor: Option<String>,
+}
+
+impl DetailParams {
+    /// The stretch of messages or entries asked for; 400 for a bad limit or cursor.
+    pub fn page(&self) -> Result<parley_projections::detail::Page, Problem> {
+        use parley_projections::detail::{DEFAULT_PAGE, MAX_PAGE, Page};
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Problem::bad_request(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let after = match self.cursor.as_deref() {
+            Some(cursor) => Some(
+                Page::parse_cursor(cursor)
+                    .ok_or_else(|| Problem::bad_request("cursor is not one this server gave"))?,
+            ),
+            None => None,
+        };
+        Ok(Page { after, limit })
+    }
+}
+
 /// `?position=<global position>` on reads: answer only once the read model has applied it.
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -17,7 +17,7 @@
 
 use super::auth::Caller;
 use super::extract::{Encoded, Json, Path, Query};
-use super::{AppState, AtLeast};
+use super::{AppState, AtLeast, DetailParams};
 use crate::problem::Problem;
 use axum::extract::State;
 use parley_domain::Aggregate;
@@ -447,7 +447,7 @@ async fn notifier_summary(
 /// to anyone but their participants; customer conversations to agents without the support
 /// flag who do not take part in them.
 #[utoipa::path(get, path = "/api/v1/conversations/{conversation_id}", tag = "conversations",
-    params(("conversation_id" = Uuid, Path, description = "The conversation's id"), AtLeast),
+    params(("conversation_id" = Uuid, Path, description = "The conversation's id"), DetailParams),
     responses((status = 200, body = ConversationView), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 503, body = Problem)))]
@@ -455,13 +455,14 @@ async fn conversation_detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(conversation_id): Path<Uuid>,
-    Query(at): Query<AtLeast>,
+    Query(params): Query<DetailParams>,
 ) -> Result<Json<ConversationView>, Problem> {
     caller.require_staff()?;
+    let page = params.page()?;
     let me = viewer(&caller);
     let id = conversation_id.to_string();
-    let found = read(&state, detail::NAME, at.position, move |tx, t| {
-        detail::conversation(tx, t, &id, Viewer::Agent(me))
+    let found = read(&state, detail::NAME, params.position, move |tx, t| {
+        detail::conversation(tx, t, &id, Viewer::Agent(me), page)
     })
     .await?;
     let key = format!("agent:{me}");
@@ -476,7 +477,7 @@ async fn conversation_detail(
 /// A ticket or task with its comments, customer messages and replies (with their delivery),
 /// followers, tags, source, channel info and linked conversations.
 #[utoipa::path(get, path = "/api/v1/tickets/{ticket_id}", tag = "tickets",
-    params(("ticket_id" = Uuid, Path, description = "The ticket's id"), AtLeast),
+    params(("ticket_id" = Uuid, Path, description = "The ticket's id"), DetailParams),
     responses((status = 200, body = TicketView), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 503, body = Problem)))]
@@ -484,13 +485,14 @@ async fn ticket_detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(ticket_id): Path<Uuid>,
-    Query(at): Query<AtLeast>,
+    Query(params): Query<DetailParams>,
 ) -> Result<Json<TicketView>, Problem> {
     caller.require_staff()?;
+    let page = params.page()?;
     let me = viewer(&caller);
     let id = ticket_id.to_string();
-    read(&state, detail::NAME, at.position, move |tx, t| {
-        detail::ticket(tx, t, &id, Viewer::Agent(me))
+    read(&state, detail::NAME, params.position, move |tx, t| {
+        detail::ticket(tx, t, &id, Viewer::Agent(me), page)
     })
     .await?
     .map(Json)

@@ -14,7 +14,7 @@
 //! front of the server (reverse proxy) where that matters.
 
 use super::extract::{IfMatch, Json, Path, Query};
-use super::{AppState, AtLeast, CommandReply, auth::Caller};
+use super::{AppState, CommandReply, DetailParams, auth::Caller};
 use crate::problem::Problem;
 use crate::service::{CommandService, Executed, ServiceError};
 use axum::extract::State;
@@ -195,8 +195,10 @@ pub struct WidgetConversation {
     /// never count. Microseconds since the Unix epoch.
     pub last_activity_at: i64,
     pub rating: Option<WidgetRating>,
-    /// Oldest first.
+    /// Oldest first: at most `limit` (default 200) from the cursor on.
     pub messages: Vec<WidgetMessage>,
+    /// Pass as `cursor` for the messages after these; absent when there are none.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -225,13 +227,7 @@ pub struct WidgetMessage {
 impl From<ConversationView> for WidgetConversation {
     /// Only what a customer may see, whatever the read model adds one day.
     fn from(view: ConversationView) -> WidgetConversation {
-        let last_public = view
-            .messages
-            .iter()
-            .filter(|m| m.visibility == "public")
-            .flat_map(|m| [Some(m.sent_at), m.edited_at, m.deleted_at])
-            .flatten()
-            .max();
+        let last_public = view.last_public_activity_at;
         WidgetConversation {
             conversation_id: view.conversation_id,
             channel: view.channel,
@@ -249,6 +245,7 @@ impl From<ConversationView> for WidgetConversation {
                 .filter(|m| m.visibility == "public")
                 .map(WidgetMessage::from)
                 .collect(),
+            next_cursor: view.next_cursor,
         }
     }
 }
@@ -566,23 +563,25 @@ async fn list(
 /// conversations and other customers' conversations are never shown (404).
 #[utoipa::path(get, path = "/widget/v1/conversations/{conversation_id}", tag = "widget",
     operation_id = "widget_show_conversation",
-    params(("conversation_id" = Uuid, Path, description = "The conversation's id"), AtLeast),
-    responses((status = 200, body = WidgetConversation), (status = 401, body = Problem),
+    params(("conversation_id" = Uuid, Path, description = "The conversation's id"), DetailParams),
+    responses((status = 200, body = WidgetConversation), (status = 400, body = Problem),
+              (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 503, body = Problem)))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-    Query(at): Query<AtLeast>,
+    Query(params): Query<DetailParams>,
 ) -> Result<Json<WidgetConversation>, Problem> {
     let customer = caller.require_visitor()?;
-    state.caught_up(detail::NAME, at.position).await?;
+    let page = params.page()?;
+    state.caught_up(detail::NAME, params.position).await?;
     let key = id.to_string();
     let view = state
         .models
         .query(detail::NAME, move |tx, t| {
-            detail::conversation(tx, t, &key, Viewer::Customer(customer.0))
+            detail::conversation(tx, t, &key, Viewer::Customer(customer.0), page)
         })
         .await?
         .ok_or_else(no_such_conversation)?;

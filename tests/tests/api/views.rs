@@ -141,6 +141,8 @@ async fn bad_parameters_are_400s(backend: Backend) {
         "/api/v1/notifier/unassigned?cursor=1.2",
         "/api/v1/notifier/unassigned?limit=1000",
         "/api/v1/conversations/not-a-uuid",
+        "/api/v1/conversations/00000000-0000-7000-8000-000000000000?cursor=first",
+        "/api/v1/tickets/00000000-0000-7000-8000-000000000000?limit=0",
         "/api/v1/tickets/42",
         "/api/v1/customers?channel=whatsapp",
         "/api/v1/customers/00000000-0000-7000-8000-000000000000/history?limit=x",
@@ -642,6 +644,26 @@ async fn detail_and_search_follow_who_takes_part(backend: Backend) {
     assert_eq!(messages[1]["visibility"], "internal");
     assert_eq!(messages[1]["body"], "VIP customer, refund approved");
     assert_eq!(messages[1]["message_id"], note["id"]);
+    assert!(detail["next_cursor"].is_null());
+    // One message at a time: a cursor to the next.
+    let first = get_json(
+        &app,
+        &ana_agent,
+        &format!("/api/v1/conversations/{chat}?limit=1"),
+        200,
+    )
+    .await;
+    assert_eq!(first["messages"].as_array().unwrap().len(), 1);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = get_json(
+        &app,
+        &ana_agent,
+        &format!("/api/v1/conversations/{chat}?limit=1&cursor={cursor}"),
+        200,
+    )
+    .await;
+    assert_eq!(second["messages"][0]["message_id"], note["id"]);
+    assert!(second["next_cursor"].is_null());
     let mine = get_json(
         &app,
         &ana_agent,
