@@ -99,9 +99,14 @@ impl Application {
             // Live streams end first; graceful shutdown then waits for the other requests.
             let _ = stopping.send(true);
         };
-        let served = axum::serve(self.listener, crate::http::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // With each connection's address, for the rate limit of public routes.
+        let served = axum::serve(
+            self.listener,
+            crate::http::router(self.state)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         log.close().await;
         feeding.abort();
         served

@@ -53,23 +53,35 @@ pub fn hex(bytes: &[u8]) -> String {
     hex
 }
 
-/// Checks bearer tokens and applies per-token rate limits.
+/// Checks bearer tokens and applies per-token rate limits, and per-address ones to the public
+/// routes that write (a new widget visitor).
 pub struct Authenticator {
     cache: Mutex<HashMap<String, (Instant, TokenView)>>,
     limiter: Option<DefaultKeyedRateLimiter<TokenId>>,
+    addresses: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
 }
 
 impl Authenticator {
     /// `per_second` requests per token, with bursts up to `burst`; `per_second == 0` turns rate
     /// limiting off.
     pub fn new(per_second: u32, burst: u32) -> Authenticator {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
+        let quota = NonZeroU32::new(per_second).map(|rate| {
             let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
-            governor::RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+            Quota::per_second(rate).allow_burst(burst)
         });
         Authenticator {
             cache: Mutex::new(HashMap::new()),
-            limiter,
+            limiter: quota.map(governor::RateLimiter::keyed),
+            addresses: quota.map(governor::RateLimiter::keyed),
+        }
+    }
+
+    /// Applies the rate limit to a public request from `address` (the same quota as a token's;
+    /// none when the address is unknown).
+    pub fn check_address(&self, address: Option<std::net::IpAddr>) -> Result<(), Problem> {
+        match (&self.addresses, address) {
+            (Some(limiter), Some(address)) => limited(limiter.check_key(&address)),
+            _ => Ok(()),
         }
     }
 
@@ -113,11 +125,18 @@ impl Authenticator {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter.check_key(&token_id).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            Problem::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-        })
+        limited(limiter.check_key(&token_id))
     }
+}
+
+/// A rate limiter's verdict as an answer: 429 with the whole seconds to wait.
+fn limited(
+    verdict: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
+) -> Result<(), Problem> {
+    verdict.map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        Problem::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+    })
 }
 
 /// The authenticated caller of a request.

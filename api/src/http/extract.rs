@@ -82,3 +82,24 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         }
     }
 }
+
+/// The address the request came from, as the connection shows it (behind a reverse proxy, the
+/// proxy's); `None` where the router is driven without a listener (in-process tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}

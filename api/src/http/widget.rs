@@ -13,7 +13,7 @@
 //! There is no global or per-address limit on how many visitors may be created: put one in
 //! front of the server (reverse proxy) where that matters.
 
-use super::extract::{IfMatch, Json, Path, Query};
+use super::extract::{ClientAddr, IfMatch, Json, Path, Query};
 use super::{AppState, CommandReply, DetailParams, auth::Caller};
 use crate::problem::Problem;
 use crate::service::{CommandService, Executed, ServiceError};
@@ -325,11 +325,15 @@ fn as_visitor(error: ServiceError) -> Problem {
     operation_id = "widget_create_visitor", security(()),
     request_body = NewVisitor,
     responses((status = 201, body = NewVisitorToken), (status = 400, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem)))]
+              (status = 422, body = Problem), (status = 429, body = Problem),
+              (status = 503, body = Problem)))]
 async fn create_visitor(
     State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
     Json(request): Json<NewVisitor>,
 ) -> Result<impl axum::response::IntoResponse, Problem> {
+    // No token to limit: the address is (every visitor behind one proxy shares it).
+    state.auth.check_address(from)?;
     let identity = ChannelIdentity {
         channel: Channel::Widget,
         value: Uuid::now_v7().to_string(),

@@ -321,6 +321,37 @@ async fn a_token_over_its_rate_limit_is_told_when_to_retry(backend: Backend) {
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["type"], "urn:parley:problem:rate-limited");
     assert_eq!(problem["retry_after"], retry_after);
+
+    // New widget visitors carry no token: their address is limited, and a refused one
+    // creates nobody.
+    let mut created = 0;
+    let mut refused = None;
+    for _ in 0..10 {
+        let head = log_head(&app).await;
+        let response = app
+            .client
+            .post(format!("{}/widget/v1/visitors", app.address))
+            .json(&json!({"name": "Marta"}))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            assert_eq!(
+                log_head(&app).await,
+                head,
+                "a refused visitor appends nothing"
+            );
+            refused = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 201);
+        created += 1;
+    }
+    let refused = refused.expect("a 429 within 10 quick visitors");
+    assert!(created >= 1, "the burst lets the first visitors in");
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:parley:problem:rate-limited");
 }
 
 async fn bodies_over_the_limit_or_not_json_are_refused(backend: Backend) {
