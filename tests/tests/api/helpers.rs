@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// An admin token's secret (given to the server as its configured admin token).
     pub admin: String,
+    /// The server's event log, for tests that write to it as another process would.
+    pub database_url: String,
     /// Begins a graceful shutdown when sent (or dropped).
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -147,6 +149,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         ..Config::for_tests(url)
     };
     adjust(&mut config);
+    let database_url = config.database_url.clone();
     let app = Application::build(&config)
         .await
         .expect("the server starts");
@@ -159,6 +162,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         address,
         client: reqwest::Client::new(),
         admin,
+        database_url,
         shutdown: Some(shutdown),
         served: Some(served),
         _dir: dir,

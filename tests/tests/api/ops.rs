@@ -247,6 +247,83 @@ async fn a_fresh_server_is_ready(backend: Backend) {
     assert!(lag.values().all(|l| l.as_u64() <= body["max_lag"].as_u64()));
 }
 
+/// Another process appends an event the read models of conversations cannot decode, then more:
+/// those read models stop before it, `/ready` says which trail and by how much, and a read that
+/// waits for a position beyond it answers 503 `lagging` after its bounded wait. PostgreSQL only:
+/// there, another process's appends reach the server (on SQLite one process owns the file).
+async fn stopped_read_models_are_not_ready_and_reads_waiting_on_them_lag(backend: Backend) {
+    use parley_eventlog::{ExpectedVersion, Metadata, NewEvent, StreamId};
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, agent) = app.support_agent().await;
+    let log = parley_eventlog::open(&app.database_url, parley_eventlog::LogOptions::default())
+        .await
+        .unwrap();
+    let event = |stream_type: &str, payload: Vec<u8>| NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        event_type: stream_type.into(),
+        schema_version: 1,
+        payload,
+        metadata: Metadata::default(),
+    };
+    let conversation = StreamId::new(format!("conversation-{}", new_id())).unwrap();
+    // 0xc1 is a MessagePack marker that is never used.
+    log.append(
+        &conversation,
+        ExpectedVersion::Any,
+        vec![event("MessageSent", vec![0xc1])],
+    )
+    .await
+    .unwrap();
+    // More than `/ready` lets a read model trail (10,000), in appends of 1,000 (the most one
+    // takes).
+    let notes = StreamId::new(format!("note-{}", new_id())).unwrap();
+    let mut head = 0;
+    for _ in 0..11 {
+        let filler = (0..1_000)
+            .map(|_| event("NoteWritten", vec![0x80]))
+            .collect();
+        head = log
+            .append(&notes, ExpectedVersion::Any, filler)
+            .await
+            .unwrap()
+            .last_position()
+            .0;
+    }
+    log.close().await;
+
+    // The server sees the new head through PostgreSQL's notification, and the read models
+    // that do not want conversation events reach it. `/ready` has nothing to wait on: it is
+    // asked until it answers 503, for at most 30 s.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ready = loop {
+        let response = app.get("/ready").await;
+        if response.status() == 503 {
+            break response;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/ready stayed 200");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(ready.headers()["content-type"], "application/problem+json");
+    let problem: Value = ready.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:parley:problem:lagging");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("inbox"), "{detail}");
+    assert!(!detail.contains("access"), "{detail}");
+
+    let read = app
+        .get_as(
+            &agent,
+            &format!("/api/v1/inbox/from-customers?position={head}"),
+        )
+        .await;
+    assert_eq!(read.status(), 503);
+    assert!(read.headers().contains_key("retry-after"));
+    let problem: Value = read.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:parley:problem:lagging");
+}
+
 async fn metrics_count_requests_by_route_and_report_projection_lag(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -473,4 +550,10 @@ async fn withheld_secret_on_sqlite() {
 #[tokio::test]
 async fn withheld_secret_on_postgres() {
     a_retried_secret_is_withheld_and_nothing_is_done_again(Backend::Postgres).await;
+}
+
+/// PostgreSQL only (see the function).
+#[tokio::test]
+async fn stopped_read_models_on_postgres() {
+    stopped_read_models_are_not_ready_and_reads_waiting_on_them_lag(Backend::Postgres).await;
 }
