@@ -92,16 +92,9 @@ async fn start_server(url: &str) -> Result<Server, BenchError> {
 /// a few seconds, and then it is asked again).
 async fn wait_until_caught_up(server: &Server, agent: &Agent) -> Result<(), BenchError> {
     let client = reqwest::Client::new();
-    let health = expect(
-        client
-            .get(format!("{}/health", server.base))
-            .send()
-            .await
-            .map_err(http_error)?,
-        "reading /health",
-    )
-    .await?;
-    let head = health["log_head"].as_u64().unwrap_or_default();
+    let head = health(server, &client).await?["log_head"]
+        .as_u64()
+        .unwrap_or_default();
     let url = format!(
         "{}/api/v1/inbox/from-customers?limit=1&position={head}",
         server.base
@@ -130,15 +123,7 @@ async fn wait_until_all_applied(server: &Server) -> Result<Duration, BenchError>
     let client = reqwest::Client::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        let health = expect(
-            client
-                .get(format!("{}/health", server.base))
-                .send()
-                .await
-                .map_err(http_error)?,
-            "reading /health",
-        )
-        .await?;
+        let health = health(server, &client).await?;
         let head = health["log_head"].as_u64().unwrap_or(u64::MAX);
         let behind = health["read_models"]
             .as_object()
@@ -151,6 +136,16 @@ async fn wait_until_all_applied(server: &Server) -> Result<Duration, BenchError>
     Err(BenchError::Invalid(
         "the read models did not apply the log within a minute".into(),
     ))
+}
+
+/// What `/health` answers now.
+async fn health(server: &Server, client: &reqwest::Client) -> Result<Value, BenchError> {
+    let response = client
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .map_err(http_error)?;
+    expect(response, "reading /health").await
 }
 
 /// One connection's identity and conversations.

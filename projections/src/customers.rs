@@ -7,7 +7,7 @@
 
 use crate::feed::{Envelope, Event};
 use crate::runner::{Projection, Tables};
-use crate::store::{Dialect, StoreError, Tx, Value};
+use crate::store::{Dialect, Row, StoreError, Tx, Value};
 use parley_domain::conversation::{Channel, ConversationEvent, ConversationKind, Visibility};
 use parley_domain::customer::{ChannelIdentity, CustomerEvent};
 use parley_domain::ticket::TicketEvent;
@@ -488,16 +488,7 @@ pub fn history(
             params.push(item.as_str().into());
         }
         for r in tx.query(&sql, &params)? {
-            items.push(HistoryItem {
-                kind: r.text(0)?,
-                id: r.text(1)?,
-                customer_id: c.clone(),
-                channel: r.text(2)?,
-                title: r.text(3)?,
-                status: r.text(4)?,
-                started_at: r.i64(5)?,
-                last_activity_at: r.i64(6)?,
-            });
+            items.push(history_item(&r, c.clone())?);
         }
     }
     sort_history(&mut items);
@@ -515,29 +506,35 @@ pub fn history_conversations(
 ) -> Result<Vec<HistoryItem>, StoreError> {
     let customers = merged_set(tx, t, id)?;
     let sql = t.sql(
-        "SELECT customer_id, channel, title, status, started_at, last_activity_at
+        "SELECT kind, item_id, channel, title, status, started_at, last_activity_at, customer_id
          FROM {p}items WHERE item_id = $1 AND kind = 'conversation'",
     );
     let mut items = Vec::new();
     for item in ids {
         for r in tx.query(&sql, &[item.as_str().into()])? {
-            let customer_id = r.text(0)?;
+            let customer_id = r.text(7)?;
             if customers.contains(&customer_id) {
-                items.push(HistoryItem {
-                    kind: "conversation".to_owned(),
-                    id: item.clone(),
-                    customer_id,
-                    channel: r.text(1)?,
-                    title: r.text(2)?,
-                    status: r.text(3)?,
-                    started_at: r.i64(4)?,
-                    last_activity_at: r.i64(5)?,
-                });
+                items.push(history_item(&r, customer_id)?);
             }
         }
     }
     sort_history(&mut items);
     Ok(items)
+}
+
+/// A history item of `customer_id` from a row of `kind, item_id, channel, title, status,
+/// started_at, last_activity_at`.
+fn history_item(r: &Row, customer_id: String) -> Result<HistoryItem, StoreError> {
+    Ok(HistoryItem {
+        kind: r.text(0)?,
+        id: r.text(1)?,
+        customer_id,
+        channel: r.text(2)?,
+        title: r.text(3)?,
+        status: r.text(4)?,
+        started_at: r.i64(5)?,
+        last_activity_at: r.i64(6)?,
+    })
 }
 
 /// Newest activity first, ties by id descending.

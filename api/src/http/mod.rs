@@ -185,6 +185,21 @@ impl CommandReply {
     }
 }
 
+/// Cuts `items` (read with one more than `limit`) to the page, and answers the cursor of the
+/// next page (`cursor_of` its last item) when there is one.
+pub(crate) fn next_page<T>(
+    items: &mut Vec<T>,
+    limit: usize,
+    cursor_of: impl Fn(&T) -> String,
+) -> Option<String> {
+    if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor_of)
+    } else {
+        None
+    }
+}
+
 /// A cursor of a list ordered by (time, key): `<microseconds>.<key>`.
 pub(crate) fn time_key_cursor(at: i64, key: impl std::fmt::Display) -> String {
     format!("{at}.{key}")

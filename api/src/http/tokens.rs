@@ -258,14 +258,9 @@ async fn list(
             access::list(tx, t, after.clone(), limit + 1)
         })
         .await?;
-    let next_cursor = if tokens.len() > limit {
-        tokens.truncate(limit);
-        tokens
-            .last()
-            .map(|last| super::time_key_cursor(last.issued_at, last.token_id))
-    } else {
-        None
-    };
+    let next_cursor = super::next_page(&mut tokens, limit, |last| {
+        super::time_key_cursor(last.issued_at, last.token_id)
+    });
     Ok(Json(TokenPage {
         tokens: tokens.into_iter().map(TokenInfo::from).collect(),
         next_cursor,

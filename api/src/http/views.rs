@@ -700,14 +700,9 @@ fn history_page(
     matches: Option<Vec<search::Hit>>,
     limit: usize,
 ) -> CustomerHistory {
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .map(|last| super::time_key_cursor(last.last_activity_at, &last.id))
-    } else {
-        None
-    };
+    let next_cursor = super::next_page(&mut items, limit, |last| {
+        super::time_key_cursor(last.last_activity_at, &last.id)
+    });
     CustomerHistory {
         customer_id,
         items,
@@ -1132,12 +1127,7 @@ async fn audit_history(
     if entries.is_empty() && after == StreamVersion::NONE {
         return Err(not_found("stream"));
     }
-    let next_cursor = if entries.len() > limit {
-        entries.truncate(limit);
-        entries.last().map(|last| last.version.0.to_string())
-    } else {
-        None
-    };
+    let next_cursor = super::next_page(&mut entries, limit, |last| last.version.0.to_string());
     Ok(Json(AuditPage {
         stream: stream.to_string(),
         entries: entries.into_iter().map(AuditEntryView::from).collect(),

@@ -549,14 +549,9 @@ async fn list(
             last_activity_at: item.last_activity_at,
         })
         .collect::<Vec<_>>();
-    let next_cursor = if conversations.len() > limit {
-        conversations.truncate(limit);
-        conversations
-            .last()
-            .map(|last| super::time_key_cursor(last.last_activity_at, &last.conversation_id))
-    } else {
-        None
-    };
+    let next_cursor = super::next_page(&mut conversations, limit, |last| {
+        super::time_key_cursor(last.last_activity_at, &last.conversation_id)
+    });
     Ok(Json(ConversationPage {
         conversations,
         next_cursor,
