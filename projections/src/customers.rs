@@ -61,7 +61,8 @@ impl Projection for Customers {
     }
     fn version(&self) -> i64 {
         // 2: internal notes no longer count as an item's activity.
-        2
+        // 3: a change of details that leaves out the name or the e-mail address clears it.
+        3
     }
     fn tables(&self) -> &'static [&'static str] {
         TABLES
@@ -260,12 +261,10 @@ fn customer(
         CustomerEvent::CustomerIdentityAdded(e) => {
             add_identity(tx, &e.identity)?;
         }
+        // The event holds the details as they now are: a name or address left out was cleared.
         CustomerEvent::CustomerDetailsChanged(e) => {
             tx.execute(
-                &t.sql(
-                    "UPDATE {p}customers SET name = COALESCE($2, name), email = COALESCE($3, email)
-                     WHERE customer_id = $1",
-                ),
+                &t.sql("UPDATE {p}customers SET name = $2, email = $3 WHERE customer_id = $1"),
                 &[id.into(), e.name.clone().into(), e.email.clone().into()],
             )?;
         }

@@ -243,6 +243,57 @@ async fn history_follows_merges_and_identities(backend: Backend) {
     assert_eq!(found, Some(customer(2).to_string()));
 }
 
+async fn details_are_what_the_last_change_left(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
+    let details = |name: Option<&str>, email: Option<&str>, secs| {
+        CustomerEvent::from(CustomerDetailsChanged {
+            name: name.map(Into::into),
+            email: email.map(Into::into),
+            by: Actor::Agent(agent(1)),
+            at: at(secs),
+        })
+    };
+    let view = || {
+        let id = customer(1).to_string();
+        move |tx: &mut dyn parley_projections::Tx, t: &parley_projections::Tables| {
+            customers::customer_view(tx, t, &id)
+        }
+    };
+    w.customer(
+        customer(1),
+        vec![
+            created(1, Channel::Email, "ana@example.com"),
+            details(Some("Ana"), Some("ana@example.com"), 10),
+        ],
+    )
+    .await;
+    let found = w.query(customers::NAME, view()).await.unwrap();
+    assert_eq!(
+        (found.name.as_deref(), found.email.as_deref()),
+        (Some("Ana"), Some("ana@example.com"))
+    );
+
+    // The customer asks that their address be forgotten: the change holds no e-mail.
+    w.customer(customer(1), vec![details(Some("Ana"), None, 20)])
+        .await;
+    let found = w.query(customers::NAME, view()).await.unwrap();
+    assert_eq!((found.name.as_deref(), found.email), (Some("Ana"), None));
+
+    // And the name too, in one change with a new address.
+    w.customer(
+        customer(1),
+        vec![details(None, Some("a.silva@example.com"), 30)],
+    )
+    .await;
+    let found = w.query(customers::NAME, view()).await.unwrap();
+    assert_eq!(
+        (found.name, found.email.as_deref()),
+        (None, Some("a.silva@example.com"))
+    );
+}
+
 async fn find(w: &World, searcher: Searcher, keywords: &str, from: Option<i64>) -> Vec<String> {
     let words = search::words(keywords).unwrap();
     let query = SearchQuery {
@@ -419,5 +470,6 @@ async fn search_by_keyword_and_date_within_what_the_searcher_may_see(backend: Ba
 
 on_both_backends! {
     history_follows_merges_and_identities => super::history_follows_merges_and_identities;
+    details_are_what_the_last_change_left => super::details_are_what_the_last_change_left;
     search_by_keyword_and_date_within_what_the_searcher_may_see => super::search_by_keyword_and_date_within_what_the_searcher_may_see;
 }
