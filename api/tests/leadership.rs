@@ -2,9 +2,9 @@
 //! read models; when it is killed, the other takes over within seconds and carries on from the
 //! checkpoints, without applying any event twice.
 
-use parley_eventlog::LogOptions;
-use parley_projections::ReadModels;
+use parley_eventlog::{ExpectedVersion, LogOptions, StreamId};
 use parley_projections::workload::{Shape, Workload};
+use parley_projections::{ReadModels, reports};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
@@ -43,11 +43,32 @@ impl Server {
     }
 }
 
-async fn append(url: &str, workload: &mut Workload, events: u64) -> u64 {
+/// Appends at least `events` events of `workload`. When they change the help desk's rules, the
+/// reports are rebuilt right after (from `models`), as an operator does: their figures follow
+/// the rules of their generation.
+async fn append(url: &str, workload: &mut Workload, events: u64, models: &ReadModels) -> u64 {
     let log = parley_eventlog::open(url, LogOptions::default())
         .await
         .unwrap();
-    workload.append_to(log.as_ref(), events).await.unwrap();
+    let mut written = 0;
+    while written < events {
+        let append = workload.next_append();
+        let changes_rules = append
+            .events
+            .iter()
+            .any(|e| reports::changes_rules(&append.stream, &e.event_type));
+        written += append.events.len() as u64;
+        log.append(
+            &StreamId::new(append.stream).unwrap(),
+            ExpectedVersion::Any,
+            append.events,
+        )
+        .await
+        .unwrap();
+        if changes_rules {
+            models.rebuild(reports::NAME, |_| {}).await.unwrap();
+        }
+    }
     let head = log.head().await.unwrap().0;
     log.close().await;
     head
@@ -77,7 +98,7 @@ async fn one_server_feeds_the_read_models_and_another_takes_over_when_it_dies() 
             ..Shape::default()
         },
     );
-    let head = append(&db.url, &mut workload, 2_000).await;
+    let head = append(&db.url, &mut workload, 2_000, &observer).await;
     for name in observer.names() {
         observer
             .wait_for(name, head, Duration::from_secs(60))
@@ -95,7 +116,7 @@ async fn one_server_feeds_the_read_models_and_another_takes_over_when_it_dies() 
         killed.elapsed()
     );
 
-    let head = append(&db.url, &mut workload, 2_000).await;
+    let head = append(&db.url, &mut workload, 2_000, &observer).await;
     for name in observer.names() {
         observer
             .wait_for(name, head, Duration::from_secs(60))

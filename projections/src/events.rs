@@ -1,13 +1,42 @@
 //! The domain's events as the log stores them: the event type name is the variant's name, the
 //! payload is MessagePack with named fields, at schema version 1.
 
-use parley_domain::DomainEvent;
+use crate::feed::Event;
+use parley_domain::access::Token;
+use parley_domain::conversation::Conversation;
+use parley_domain::customer::Customer;
+use parley_domain::helpdesk::HelpDesk;
+use parley_domain::ticket::Ticket;
+use parley_domain::{Aggregate, DomainEvent};
 use parley_eventlog::codec::{self, CodecError, EventCodec};
 use parley_eventlog::{Metadata, NewEvent, RecordedEvent};
 use uuid::Uuid;
 
 /// The schema version every domain event is written at today.
 pub const SCHEMA_VERSION: u16 = 1;
+
+/// Every family of events, by the prefix of its streams, with its type names.
+pub fn families() -> [(&'static str, &'static [&'static str]); 5] {
+    // Stops compiling when the read models' events gain a family, so that it is listed here too.
+    let _every_family_is_listed = |event: &Event| match event {
+        Event::Conversation(..)
+        | Event::Ticket(..)
+        | Event::Customer(..)
+        | Event::HelpDesk(..)
+        | Event::Token(..)
+        | Event::Other => {}
+    };
+    fn family<A: Aggregate>() -> (&'static str, &'static [&'static str]) {
+        (A::STREAM_PREFIX, A::Event::event_types())
+    }
+    [
+        family::<Conversation>(),
+        family::<Ticket>(),
+        family::<Customer>(),
+        family::<HelpDesk>(),
+        family::<Token>(),
+    ]
+}
 
 /// A domain event ready to append.
 pub fn to_new_event<E: DomainEvent>(

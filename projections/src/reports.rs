@@ -97,6 +97,13 @@ pub const NAME: &str = "reports";
 /// The help desk's stream, whose rules a generation follows (`helpdesk-<HELP_DESK_ID>`).
 pub const RULES_STREAM: &str = "helpdesk-main";
 
+/// Whether an event of `stream` changes the rules that generations created from now on follow
+/// (see the module's documentation): the figures being served follow it only once reports are
+/// rebuilt.
+pub fn changes_rules(stream: &str, event_type: &str) -> bool {
+    stream == RULES_STREAM && matches!(event_type, "BusinessHoursSet" | "ReportRulesChanged")
+}
+
 /// The longest range a report covers, in days.
 pub const MAX_REPORT_DAYS: i64 = 731;
 
@@ -1216,6 +1223,17 @@ mod tests {
     #[test]
     fn the_rules_stream_is_the_help_desks() {
         assert_eq!(RULES_STREAM, format!("helpdesk-{HELP_DESK_ID}"));
+    }
+
+    #[test]
+    fn the_rules_change_with_the_events_the_seed_reads() {
+        use parley_domain::DomainEvent;
+        let changing: Vec<_> = HelpDeskEvent::event_types()
+            .iter()
+            .filter(|t| changes_rules(RULES_STREAM, t))
+            .collect();
+        assert_eq!(changing, [&"BusinessHoursSet", &"ReportRulesChanged"]);
+        assert!(!changes_rules("helpdesk-other", "BusinessHoursSet"));
     }
 
     #[test]

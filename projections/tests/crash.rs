@@ -5,11 +5,18 @@
 //! The test re-runs its own binary as the child (selected by an environment variable): the child
 //! appends a realistic history while its runner feeds every read model, and prints how far the
 //! read models got; the parent kills it with SIGKILL, reopens everything and compares.
+//!
+//! When the history changes the help desk's rules, the child rebuilds the reports right away, as
+//! an operator does (reports follow the rules of their generation), so the kill may also fall in
+//! the middle of a rebuild.
 
 mod support;
 
-use parley_eventlog::LogOptions;
+use parley_domain::helpdesk::HelpDesk;
+use parley_eventlog::{AsOf, LogOptions, Position, StreamId};
 use parley_projections::ReadModels;
+use parley_projections::audit::state_as_of;
+use parley_projections::reports::{self, ReportRules};
 use parley_projections::workload::{Shape, Workload};
 use std::io::Write;
 use std::time::Duration;
@@ -31,6 +38,7 @@ async fn feed_until_killed(url: &str) {
     tokio::spawn(models.clone().run());
     let appending = {
         let log = log.clone();
+        let models = models.clone();
         tokio::spawn(async move {
             let mut workload = Workload::new(
                 99,
@@ -39,7 +47,7 @@ async fn feed_until_killed(url: &str) {
                     ..Shape::default()
                 },
             );
-            workload.append_to(log.as_ref(), 1_000_000).await.unwrap();
+            support::append_workload(log.as_ref(), &models, &mut workload, 1_000_000).await;
         })
     };
     let mut reported = 0;
@@ -98,12 +106,34 @@ async fn kill_and_check(url: &str, test_name: &str) {
     let runner = tokio::spawn(models.clone().run());
     let head = log.head().await.unwrap().0;
     assert!(head > APPLIED_BEFORE_KILL, "the log holds {head} events");
-    let mut recovered = Vec::new();
     for name in models.names() {
         models
             .wait_for(name, head, Duration::from_secs(120))
             .await
             .unwrap();
+    }
+    // Killed between a change of the rules and the start of the rebuild that follows it, the
+    // child left that rebuild to do (one it began is finished by the new process on start).
+    let (help_desk, _) = state_as_of::<HelpDesk>(
+        log.as_ref(),
+        &StreamId::new(reports::RULES_STREAM).unwrap(),
+        AsOf::Position(Position(head)),
+    )
+    .await
+    .unwrap();
+    let current = ReportRules {
+        business_hours_only: help_desk.business_hours_only,
+        business_hours: help_desk.business_hours,
+    };
+    let served = models
+        .query(reports::NAME, |tx, t| reports::rules(tx, t))
+        .await
+        .unwrap();
+    if served != current {
+        models.rebuild(reports::NAME, |_| {}).await.unwrap();
+    }
+    let mut recovered = Vec::new();
+    for name in models.names() {
         recovered.push(models.dump(name).await.unwrap());
     }
     runner.abort();

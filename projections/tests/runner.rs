@@ -241,7 +241,7 @@ async fn read_models_following_together_equal_their_rebuilds(backend: Backend) {
     // The others apply each round before the next is appended, so every round is a stretch
     // of its own: far more than the feed keeps while detail waits at the gate.
     for _ in 0..30 {
-        let head = fill(&w.log, &mut workload, 25).await;
+        let head = append_workload(w.log.as_ref(), &w.models, &mut workload, 25).await;
         for name in w.models.names().iter().filter(|n| **n != detail::NAME) {
             w.models
                 .wait_for(name, head, Duration::from_secs(30))

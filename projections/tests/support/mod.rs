@@ -6,7 +6,8 @@ use parley_domain::Timestamp;
 use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId, QueueId, TicketId};
 use parley_eventlog::scratch::ScratchDatabase;
 use parley_eventlog::{EventLog, ExpectedVersion, LogOptions, Metadata, StreamId};
-use parley_projections::{Projection, ReadModels, StoreError, Tables, Tx};
+use parley_projections::workload::{Append, Workload};
+use parley_projections::{Projection, ReadModels, StoreError, Tables, Tx, reports};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -140,6 +141,50 @@ impl Drop for World {
     fn drop(&mut self) {
         self.runner.abort();
     }
+}
+
+/// Appends one append of a workload. When it changes the help desk's rules, reports (if among
+/// `models`) are rebuilt right after, as an operator does (`parley rebuild reports`): reports
+/// follow the rules their generation was created with, so only from then on do they equal a
+/// rebuild. Whether they were rebuilt.
+pub async fn append_as_an_operator(
+    log: &dyn EventLog,
+    models: &ReadModels,
+    append: Append,
+) -> bool {
+    let changes_rules = models.names().contains(&reports::NAME)
+        && append
+            .events
+            .iter()
+            .any(|e| reports::changes_rules(&append.stream, &e.event_type));
+    log.append(
+        &StreamId::new(append.stream).unwrap(),
+        ExpectedVersion::Any,
+        append.events,
+    )
+    .await
+    .unwrap();
+    if changes_rules {
+        models.rebuild(reports::NAME, |_| {}).await.unwrap();
+    }
+    changes_rules
+}
+
+/// Appends `workload` until at least `events` events are written, each append as
+/// [`append_as_an_operator`] does; the log's head.
+pub async fn append_workload(
+    log: &dyn EventLog,
+    models: &ReadModels,
+    workload: &mut Workload,
+    events: u64,
+) -> u64 {
+    let mut written = 0;
+    while written < events {
+        let append = workload.next_append();
+        written += append.events.len() as u64;
+        append_as_an_operator(log, models, append).await;
+    }
+    log.head().await.unwrap().0
 }
 
 /// Fails with the first differing rows when two dumps of a read model differ.
