@@ -1056,7 +1056,10 @@ impl Aggregate for Conversation {
             }
             E::ParticipantRemoved(e) => match e.participant {
                 Participant::Agent(agent) => {
+                    // Removed means gone: no longer assigned, and no longer following (which
+                    // would still let the agent see an internal conversation).
                     self.members.remove(&agent);
+                    self.followers.remove(&agent);
                     if self.assignee == Some(agent) {
                         self.assignee = None;
                     }

@@ -853,6 +853,25 @@ fn invite_remove_follow_and_unfollow() {
             at: T0,
         }
         .into()]);
+    // A removed agent who followed the conversation follows it no more.
+    let following = [
+        invited[0].clone(),
+        invited[1].clone(),
+        ConversationFollowed {
+            agent: agent(2),
+            at: T0,
+        }
+        .into(),
+    ];
+    let state = given::<Conversation>(following)
+        .when(C::RemoveParticipant {
+            participant: Participant::Agent(agent(2)),
+            by,
+            at: T0,
+        })
+        .then_accepted();
+    assert!(!state.members.contains(&agent(2)));
+    assert!(!state.followers.contains(&agent(2)));
     given::<Conversation>(invited)
         .when(C::RemoveParticipant {
             participant: Participant::Agent(agent(7)),

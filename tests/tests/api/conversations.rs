@@ -485,6 +485,11 @@ async fn internal_conversations_exist_only_for_their_members(backend: Backend) {
         carl.view(&id, &invited["position"]).await["kind"],
         "internal"
     );
+    // Removed, Carl no longer reaches it, though he followed it.
+    bob.delete(&path(&format!("/participants/{carl_id}")), 200)
+        .await;
+    carl.post(&path("/messages"), json!({"body": "still here?"}), 404)
+        .await;
 }
 
 async fn invalid_requests_are_refused(backend: Backend) {
