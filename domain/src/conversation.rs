@@ -1057,7 +1057,8 @@ impl Aggregate for Conversation {
             E::ParticipantRemoved(e) => match e.participant {
                 Participant::Agent(agent) => {
                     // Removed means gone: no longer assigned, and no longer following (which
-                    // would still let the agent see an internal conversation).
+                    // would still let an agent without the support flag see a customer
+                    // conversation it was taken out of).
                     self.members.remove(&agent);
                     self.followers.remove(&agent);
                     if self.assignee == Some(agent) {

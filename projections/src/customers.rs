@@ -441,7 +441,8 @@ pub struct HistoryQuery {
     pub conversations_only: bool,
     /// The customer's own items only, not those of customers merged into it.
     pub own_only: bool,
-    /// At most this many (clamped to 1..=[`MAX_HISTORY`]).
+    /// At most this many (clamped to 1..=[`MAX_HISTORY`] + 1: a page of the most items, and
+    /// one more to tell whether another page follows).
     pub limit: usize,
 }
 
@@ -454,7 +455,7 @@ pub fn history(
     id: &str,
     query: &HistoryQuery,
 ) -> Result<Vec<HistoryItem>, StoreError> {
-    let limit = query.limit.clamp(1, MAX_HISTORY);
+    let limit = query.limit.clamp(1, MAX_HISTORY + 1);
     let mut sql = String::from(
         "SELECT kind, item_id, channel, title, status, started_at, last_activity_at
          FROM {p}items WHERE customer_id = $1

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a token lookup is trusted before the read model is asked again.
@@ -59,6 +60,21 @@ pub struct Authenticator {
     cache: Mutex<HashMap<String, (Instant, TokenView)>>,
     limiter: Option<DefaultKeyedRateLimiter<TokenId>>,
     addresses: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Counts address checks, to forget recovered addresses every [`PRUNE_ADDRESSES_EVERY`].
+    address_checks: AtomicU64,
+}
+
+/// How many address checks pass between two prunings of the address table.
+const PRUNE_ADDRESSES_EVERY: u64 = 1024;
+
+/// The key an address is limited by: itself (IPv4), or its /64 network (IPv6).
+fn client_network(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V4(_) => address,
+        std::net::IpAddr::V6(v6) => {
+            std::net::IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into())
+        }
+    }
 }
 
 impl Authenticator {
@@ -73,16 +89,27 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             limiter: quota.map(governor::RateLimiter::keyed),
             addresses: quota.map(governor::RateLimiter::keyed),
+            address_checks: AtomicU64::new(0),
         }
     }
 
     /// Applies the rate limit to a public request from `address` (the same quota as a token's;
-    /// none when the address is unknown).
+    /// none when the address is unknown). An IPv6 address counts by its /64 network, which one
+    /// client commonly holds whole. Addresses whose limit has recovered are forgotten now and
+    /// then, so the table stays as large as the recent clients.
     pub fn check_address(&self, address: Option<std::net::IpAddr>) -> Result<(), Problem> {
-        match (&self.addresses, address) {
-            (Some(limiter), Some(address)) => limited(limiter.check_key(&address)),
-            _ => Ok(()),
+        let (Some(limiter), Some(address)) = (&self.addresses, address) else {
+            return Ok(());
+        };
+        if self
+            .address_checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_ADDRESSES_EVERY)
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
+        limited(limiter.check_key(&client_network(address)))
     }
 
     /// Forgets a cached token at once (after revoking it here).
@@ -286,6 +313,21 @@ mod tests {
         );
         assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
         assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_network() {
+        let ip = |text: &str| Some(text.parse::<std::net::IpAddr>().unwrap());
+        let auth = Authenticator::new(1, 1);
+        assert!(auth.check_address(ip("2001:db8:1:2::1")).is_ok());
+        // Another address of the same /64: the same client.
+        assert!(auth.check_address(ip("2001:db8:1:2:ffff::9")).is_err());
+        assert!(auth.check_address(ip("2001:db8:1:3::1")).is_ok());
+        assert!(auth.check_address(ip("192.0.2.1")).is_ok());
+        assert!(auth.check_address(ip("192.0.2.2")).is_ok());
+        assert!(auth.check_address(None).is_ok());
+        // One entry per client: two IPv6 networks and two IPv4 addresses.
+        assert_eq!(auth.addresses.as_ref().unwrap().len(), 4);
     }
 
     #[test]

@@ -532,11 +532,40 @@ pub fn document(api: &mut utoipa::openapi::OpenApi) {
                 .pattern(Some("^[!-~]+$")),
         ))
         .build();
+    let problem = |description: &str| {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        utoipa::openapi::RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
     for item in api.paths.paths.values_mut() {
         if let Some(post) = item.post.as_mut() {
             post.parameters
                 .get_or_insert_with(Vec::new)
                 .push(parameter.clone());
+            // What the key itself may be answered with, on every POST.
+            for (status, description) in [
+                ("400", "A malformed request or Idempotency-Key"),
+                (
+                    "409",
+                    "A request with this Idempotency-Key is still in flight, or its answer \
+                         held a secret that is shown only once",
+                ),
+                ("422", "This Idempotency-Key was used with another request"),
+            ] {
+                post.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            }
         }
     }
 }

@@ -200,8 +200,9 @@ pub(super) async fn mint(
 pub(super) const NO_STORE: [(axum::http::HeaderName, &str); 1] =
     [(axum::http::header::CACHE_CONTROL, "no-store")];
 
-/// Mints a token (admins only). The answer carries `Cache-Control: no-store`: a retry with the
-/// same `Idempotency-Key` mints another token rather than replaying a stored secret.
+/// Mints a token (admins only). The answer carries `Cache-Control: no-store`: its secret is
+/// never stored, so a retry with the same `Idempotency-Key` mints nothing and answers 409
+/// `idempotency-answer-withheld`.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = MintedToken), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 422, body = Problem)))]

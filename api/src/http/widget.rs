@@ -9,9 +9,9 @@
 //!
 //! Abuse: `POST /widget/v1/visitors` is public. Its input is validated by the domain (name
 //! length, e-mail syntax), the visitor id is always chosen by the server (a client can never
-//! claim an existing customer), the body size is bounded, and every visitor created is logged.
-//! There is no global or per-address limit on how many visitors may be created: put one in
-//! front of the server (reverse proxy) where that matters.
+//! claim an existing customer), the body size is bounded, every visitor created is logged, and
+//! creations are rate-limited per client address (behind a reverse proxy, the proxy's: give it
+//! a limit of its own).
 
 use super::extract::{ClientAddr, IfMatch, Json, Path, Query};
 use super::{AppState, CommandReply, DetailParams, auth::Caller};

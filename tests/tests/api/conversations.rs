@@ -485,10 +485,31 @@ async fn internal_conversations_exist_only_for_their_members(backend: Backend) {
         carl.view(&id, &invited["position"]).await["kind"],
         "internal"
     );
-    // Removed, Carl no longer reaches it, though he followed it.
-    bob.delete(&path(&format!("/participants/{carl_id}")), 200)
+}
+
+/// An agent without the support flag reaches a customer conversation only while it takes part
+/// or follows: once removed, following it no more, it cannot act on it.
+async fn a_removed_agent_loses_a_customer_conversation_it_followed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (customer, _, _) = app.widget_visitor().await;
+    let (_, ana_token) = app.support_agent().await;
+    let (dave_id, dave_token) = app.agent(false).await;
+    let ana = Session::new(&app, &ana_token);
+    let dave = Session::new(&app, &dave_token);
+    let id = ana.start_with(&customer).await;
+    let path = |suffix: &str| conversation(&id, suffix);
+    dave.post(&path("/messages"), json!({"body": "hi"}), 404)
         .await;
-    carl.post(&path("/messages"), json!({"body": "still here?"}), 404)
+    ana.put(&path(&format!("/participants/{dave_id}")), Value::Null, 200)
+        .await;
+    dave.put(&path("/follow"), Value::Null, 200).await;
+    dave.post(&path("/messages"), json!({"body": "On it"}), 201)
+        .await;
+    ana.delete(&path(&format!("/participants/{dave_id}")), 200)
+        .await;
+    dave.post(&path("/messages"), json!({"body": "still here?"}), 404)
         .await;
 }
 
@@ -653,6 +674,8 @@ on_both_backends! {
     conflicts_are_409_with_the_current_version => conflicts_on_sqlite, conflicts_on_postgres;
     internal_conversations_exist_only_for_their_members =>
         internal_on_sqlite, internal_on_postgres;
+    a_removed_agent_loses_a_customer_conversation_it_followed =>
+        removed_on_sqlite, removed_on_postgres;
     invalid_requests_are_refused => invalid_on_sqlite, invalid_on_postgres;
     the_routes_are_documented => openapi_on_sqlite, openapi_on_postgres;
 }
