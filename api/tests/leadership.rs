@@ -2,9 +2,9 @@
 //! read models; when it is killed, the other takes over within seconds and carries on from the
 //! checkpoints, without applying any event twice.
 
-use parley_eventlog::{ExpectedVersion, LogOptions, StreamId};
+use parley_eventlog::LogOptions;
+use parley_projections::ReadModels;
 use parley_projections::workload::{Shape, Workload};
-use parley_projections::{ReadModels, reports};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
@@ -53,21 +53,11 @@ async fn append(url: &str, workload: &mut Workload, events: u64, models: &ReadMo
     let mut written = 0;
     while written < events {
         let append = workload.next_append();
-        let changes_rules = append
-            .events
-            .iter()
-            .any(|e| reports::changes_rules(&append.stream, &e.event_type));
         written += append.events.len() as u64;
-        log.append(
-            &StreamId::new(append.stream).unwrap(),
-            ExpectedVersion::Any,
-            append.events,
-        )
-        .await
-        .unwrap();
-        if changes_rules {
-            models.rebuild(reports::NAME, |_| {}).await.unwrap();
-        }
+        append
+            .append_as_an_operator(log.as_ref(), models)
+            .await
+            .unwrap();
     }
     let head = log.head().await.unwrap().0;
     log.close().await;

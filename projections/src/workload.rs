@@ -91,6 +91,34 @@ pub struct Append {
     pub events: Vec<NewEvent>,
 }
 
+impl Append {
+    /// Appends it to `log`; when it changes the help desk's rules, reports (if among `models`)
+    /// are rebuilt right after, as an operator does (`parley rebuild reports`): reports follow
+    /// the rules their generation was created with, so only from then on do they equal a
+    /// rebuild. Answers whether they were rebuilt.
+    pub async fn append_as_an_operator(
+        self,
+        log: &dyn EventLog,
+        models: &crate::ReadModels,
+    ) -> Result<bool, crate::ViewError> {
+        let changes_rules = models.names().contains(&crate::reports::NAME)
+            && self
+                .events
+                .iter()
+                .any(|e| crate::reports::changes_rules(&self.stream, &e.event_type));
+        log.append(
+            &StreamId::new(self.stream)?,
+            ExpectedVersion::Any,
+            self.events,
+        )
+        .await?;
+        if changes_rules {
+            models.rebuild(crate::reports::NAME, |_| {}).await?;
+        }
+        Ok(changes_rules)
+    }
+}
+
 const WORDS: &[&str] = &[
     "printer",
     "invoice",
@@ -838,20 +866,14 @@ impl Workload {
                     let at = self.at();
                     let body = self.text(6);
                     let message_id = MessageId(self.id());
-                    self.run(
-                        stream,
-                        state,
-                        C::SendMessage(SendMessage {
-                            message_id,
-                            author: Actor::Customer(customer),
-                            body,
-                            visibility: Visibility::Public,
-                            attachments: vec![],
-                            mentions: vec![],
-                            quote_of: None,
-                            at,
-                        }),
+                    let command = plain_message(
+                        message_id,
+                        Actor::Customer(customer),
+                        body,
+                        Visibility::Public,
+                        at,
                     );
+                    self.run(stream, state, command);
                 }
             }
             return false;
@@ -863,16 +885,13 @@ impl Workload {
                 let body = self.text(12);
                 let message_id = MessageId(self.id());
                 messages.push((message_id, Actor::Customer(customer)));
-                C::SendMessage(SendMessage {
+                plain_message(
                     message_id,
-                    author: Actor::Customer(customer),
+                    Actor::Customer(customer),
                     body,
-                    visibility: Visibility::Public,
-                    attachments: vec![],
-                    mentions: vec![],
-                    quote_of: None,
+                    Visibility::Public,
                     at,
-                })
+                )
             }
             300..=579 => {
                 let body = self.text(16);
@@ -883,16 +902,7 @@ impl Workload {
                     Visibility::Public
                 };
                 messages.push((message_id, by));
-                C::SendMessage(SendMessage {
-                    message_id,
-                    author: by,
-                    body,
-                    visibility,
-                    attachments: vec![],
-                    mentions: vec![],
-                    quote_of: None,
-                    at,
-                })
+                plain_message(message_id, by, body, visibility, at)
             }
             // An agent who was asked in leaves (or is taken off) the conversation.
             580..=583 => match state
@@ -1347,6 +1357,26 @@ impl Workload {
         self.run(stream, state, command);
         true
     }
+}
+
+/// A message without attachments, mentions or a quote.
+fn plain_message(
+    message_id: MessageId,
+    author: Actor,
+    body: String,
+    visibility: Visibility,
+    at: Timestamp,
+) -> C {
+    C::SendMessage(SendMessage {
+        message_id,
+        author,
+        body,
+        visibility,
+        attachments: vec![],
+        mentions: vec![],
+        quote_of: None,
+        at,
+    })
 }
 
 #[cfg(test)]

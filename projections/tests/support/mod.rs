@@ -7,7 +7,7 @@ use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId, QueueId
 use parley_eventlog::scratch::ScratchDatabase;
 use parley_eventlog::{EventLog, ExpectedVersion, LogOptions, Metadata, StreamId};
 use parley_projections::workload::{Append, Workload};
-use parley_projections::{Projection, ReadModels, StoreError, Tables, Tx, reports};
+use parley_projections::{Projection, ReadModels, StoreError, Tables, Tx};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -143,31 +143,13 @@ impl Drop for World {
     }
 }
 
-/// Appends one append of a workload. When it changes the help desk's rules, reports (if among
-/// `models`) are rebuilt right after, as an operator does (`parley rebuild reports`): reports
-/// follow the rules their generation was created with, so only from then on do they equal a
-/// rebuild. Whether they were rebuilt.
+/// [`Append::append_as_an_operator`], which must succeed.
 pub async fn append_as_an_operator(
     log: &dyn EventLog,
     models: &ReadModels,
     append: Append,
 ) -> bool {
-    let changes_rules = models.names().contains(&reports::NAME)
-        && append
-            .events
-            .iter()
-            .any(|e| reports::changes_rules(&append.stream, &e.event_type));
-    log.append(
-        &StreamId::new(append.stream).unwrap(),
-        ExpectedVersion::Any,
-        append.events,
-    )
-    .await
-    .unwrap();
-    if changes_rules {
-        models.rebuild(reports::NAME, |_| {}).await.unwrap();
-    }
-    changes_rules
+    append.append_as_an_operator(log, models).await.unwrap()
 }
 
 /// Appends `workload` until at least `events` events are written, each append as
