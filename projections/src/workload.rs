@@ -1473,20 +1473,4 @@ mod tests {
             "ids go back in time"
         );
     }
-
-    /// How often each event type occurs (`cargo test -p parley-projections --lib mix --
-    /// --ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn mix() {
-        let events = 200_000;
-        for (prefix, types) in seen(42, events) {
-            for (t, n) in types {
-                println!(
-                    "{prefix:>12} {t:<28} {n:>7} {:>8.3}%",
-                    n as f64 * 100.0 / events as f64
-                );
-            }
-        }
-    }
 }
