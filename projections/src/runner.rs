@@ -243,7 +243,7 @@ struct Entry {
     /// Where live feeding's transactions run.
     lane: Lane,
     /// Why feeding it last failed, until it runs again (for `/health`).
-    failure: std::sync::Mutex<Option<String>>,
+    failure: watch::Sender<Option<String>>,
 }
 
 /// Every read model, its store and its progress: what the server queries and what the runner
@@ -254,7 +254,8 @@ pub struct ReadModels {
     entries: Arc<HashMap<&'static str, Entry>>,
     order: Arc<Vec<&'static str>>,
     pool: Option<PgPool>,
-    leading: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether this process feeds the read models now.
+    leading: Arc<watch::Sender<bool>>,
     live: Arc<LiveFeed>,
 }
 
@@ -685,7 +686,7 @@ impl ReadModels {
                     hurry: tokio::sync::Notify::new(),
                     live_transactions: Arc::default(),
                     lane: Lane::new(format!("live-{name}")),
-                    failure: std::sync::Mutex::new(None),
+                    failure: watch::Sender::new(None),
                 },
             );
         }
@@ -701,7 +702,7 @@ impl ReadModels {
             entries: Arc::new(entries),
             order: Arc::new(order),
             pool,
-            leading: Arc::default(),
+            leading: Arc::new(watch::Sender::new(false)),
         };
         if let Some(pool) = &models.pool {
             models.follow_progress(pool.clone()).await?;
@@ -752,7 +753,12 @@ impl ReadModels {
 
     /// Whether this process feeds the read models (always, on SQLite, once running).
     pub fn is_leading(&self) -> bool {
-        self.leading.load(Ordering::Relaxed)
+        *self.leading.borrow()
+    }
+
+    /// [`ReadModels::is_leading`] as it changes, to wait on.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leading.subscribe()
     }
 
     /// The projections' names, in registration order.
@@ -781,12 +787,12 @@ impl ReadModels {
 
     /// Why feeding `name` last failed in this process, while it has not run again since.
     pub fn failure(&self, name: &str) -> Option<String> {
-        let entry = self.entries.get(name)?;
-        entry
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.entries.get(name)?.failure.borrow().clone()
+    }
+
+    /// [`ReadModels::failure`] of `name` as it changes, to wait on.
+    pub fn failures(&self, name: &str) -> Result<watch::Receiver<Option<String>>, ViewError> {
+        Ok(self.entry(name)?.failure.subscribe())
     }
 
     /// How long live feeding lets new events gather under load before applying them, for
@@ -934,10 +940,10 @@ impl ReadModels {
     /// leading, and waits for the lock again on a new connection.
     pub async fn run(self) -> Result<(), ViewError> {
         let Some(pool) = self.pool.clone() else {
-            self.leading.store(true, Ordering::Relaxed);
+            self.leading.send_replace(true);
             let mut tasks = self.start_feeding();
             let outcome = supervise(&mut tasks).await;
-            self.leading.store(false, Ordering::Relaxed);
+            self.leading.send_replace(false);
             return outcome;
         };
         let mut backoff = LEAD_RETRY_FIRST;
@@ -954,11 +960,11 @@ impl ReadModels {
                 }
             };
             backoff = LEAD_RETRY_FIRST;
-            self.leading.store(true, Ordering::Relaxed);
+            self.leading.send_replace(true);
             let mut tasks = self.start_feeding();
             let lost = tokio::select! {
                 outcome = supervise(&mut tasks) => {
-                    self.leading.store(false, Ordering::Relaxed);
+                    self.leading.send_replace(false);
                     return outcome;
                 }
                 lost = leadership_lost(&mut leadership) => lost,
@@ -986,7 +992,7 @@ impl ReadModels {
     async fn stop_feeding(&self, mut tasks: tokio::task::JoinSet<Result<(), ViewError>>) {
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-        self.leading.store(false, Ordering::Relaxed);
+        self.leading.send_replace(false);
         let lanes = async {
             for name in self.order.iter() {
                 if let Some(entry) = self.entries.get(name) {
@@ -1015,7 +1021,7 @@ impl ReadModels {
             let started = std::time::Instant::now();
             let outcome = self.run_one(name).await;
             if let (Err(error), Ok(entry)) = (&outcome, self.entry(name)) {
-                *entry.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+                entry.failure.send_replace(Some(error.to_string()));
             }
             match outcome {
                 Ok(()) | Err(ViewError::Log(LogError::Closed)) => return Ok(()),
@@ -1072,11 +1078,10 @@ impl ReadModels {
                     // Past the stretch if a swap moved the checkpoint beyond it.
                     position = self.apply_live(entry, stretch, from).await?;
                     entry.position.send_replace(position);
+                    // Wakes those waiting on failures only when there was one.
                     entry
                         .failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .take();
+                        .send_if_modified(|failure| failure.take().is_some());
                     continue;
                 }
             }

@@ -304,18 +304,10 @@ async fn an_event_some_read_models_cannot_decode_stops_only_those(backend: Backe
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for p in &stopped {
         let name = p.name();
         assert!(w.models.position(name).unwrap() < broken, "{name}");
-        // Failures are recorded as they happen; poll for this one's.
-        while w.models.failure(name).is_none() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} reported no failure"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        first_failure(&w.models, name).await;
     }
     assert!(w.models.live_feed_reads().own.load(Ordering::Relaxed) > 0);
 }
@@ -392,22 +384,11 @@ async fn a_failing_live_transaction_rolls_back_and_reports_why(backend: Backend)
         .wait_for(inbox::NAME, head, Duration::from_secs(30))
         .await
         .unwrap();
-    // Failures are recorded as they happen; poll for them.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for (name, reason) in [
         ("erring", "refused on purpose"),
         ("panicking", "panicking fails on purpose"),
     ] {
-        let failure = loop {
-            if let Some(failure) = w.models.failure(name) {
-                break failure;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} reported no failure"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let failure = first_failure(&w.models, name).await;
         assert!(failure.contains(reason), "{name}: {failure}");
         assert_eq!(w.models.position(name).unwrap(), 0, "{name} moved on");
     }
@@ -418,6 +399,16 @@ async fn a_failing_live_transaction_rolls_back_and_reports_why(backend: Backend)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+/// Waits (at most 30 s) until feeding `name` fails, and answers why.
+async fn first_failure(models: &ReadModels, name: &str) -> String {
+    let mut failures = models.failures(name).unwrap();
+    let failed = tokio::time::timeout(Duration::from_secs(30), failures.wait_for(Option::is_some))
+        .await
+        .unwrap_or_else(|_| panic!("{name} reported no failure within 30 s"))
+        .unwrap();
+    failed.clone().unwrap_or_default()
 }
 
 /// Raw events in a stream no read model knows, in one append; the position of the last one.
@@ -552,7 +543,8 @@ const LEADER_LOCKS: &str = "FROM pg_locks
        AND (classid::int8 << 32 | objid::int8) = $2";
 
 /// Polls until `count` sessions of this test's database hold (`granted`) or wait for the
-/// leader lock, for at most 15 s.
+/// leader lock, for at most 15 s. PostgreSQL tells nobody when a session starts waiting for a
+/// lock: `pg_locks` is all there is, so it is asked every 20 ms.
 async fn until_leader_locks(admin: &mut sqlx::PgConnection, granted: bool, count: i64, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -575,13 +567,16 @@ async fn until_leader_locks(admin: &mut sqlx::PgConnection, granted: bool, count
     }
 }
 
-/// Polls `done` until it holds, for at most 15 s.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "{what} within 15 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits (at most 15 s) until `models` reports `leading`.
+async fn until_leading(models: &ReadModels, leading: bool, what: &str) {
+    let mut leadership = models.leadership();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        leadership.wait_for(|now| *now == leading),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what} within 15 s"))
+    .unwrap();
 }
 
 fn live_transactions(models: &ReadModels) -> Vec<u64> {
@@ -631,7 +626,7 @@ async fn a_leader_whose_lock_connection_dies_stops_feeding_and_waits_again() {
     let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
 
     let first_runner = tokio::spawn(first.clone().run());
-    eventually("the first process leads", || first.is_leading()).await;
+    until_leading(&first, true, "the first process leads").await;
     let second_runner = tokio::spawn(second.clone().run());
     until_leader_locks(
         &mut admin,
@@ -657,12 +652,14 @@ async fn a_leader_whose_lock_connection_dies_stops_feeding_and_waits_again() {
     .unwrap();
     assert_eq!(terminated, [true], "one leader backend terminated");
     let lost = std::time::Instant::now();
-    eventually("the old leader reports that it no longer leads", || {
-        !first.is_leading()
-    })
+    until_leading(
+        &first,
+        false,
+        "the old leader reports that it no longer leads",
+    )
     .await;
     let noticed = lost.elapsed();
-    eventually("the waiting process takes over", || second.is_leading()).await;
+    until_leading(&second, true, "the waiting process takes over").await;
 
     // Only the new leader applies what follows.
     let stopped = live_transactions(&first);
@@ -689,7 +686,7 @@ async fn a_leader_whose_lock_connection_dies_stops_feeding_and_waits_again() {
     // The new leader's process ends: the first leads again and carries on.
     second_runner.abort();
     let _ = second_runner.await;
-    eventually("the first process leads again", || first.is_leading()).await;
+    until_leading(&first, true, "the first process leads again").await;
     let before = live_transactions(&first);
     fill_and_wait(&log, &mut workload, 300, &first).await;
     assert!(

@@ -279,32 +279,36 @@ async fn stopped_read_models_are_not_ready_and_reads_waiting_on_them_lag(backend
     // More than `/ready` lets a read model trail (10,000), in appends of 1,000 (the most one
     // takes).
     let notes = StreamId::new(format!("note-{}", new_id())).unwrap();
-    let mut head = 0;
     for _ in 0..11 {
         let filler = (0..1_000)
             .map(|_| event("NoteWritten", vec![0x80]))
             .collect();
-        head = log
-            .append(&notes, ExpectedVersion::Any, filler)
+        log.append(&notes, ExpectedVersion::Any, filler)
             .await
-            .unwrap()
-            .last_position()
-            .0;
+            .unwrap();
     }
     log.close().await;
 
     // The server sees the new head through PostgreSQL's notification, and the read models
-    // that do not want conversation events reach it. `/ready` has nothing to wait on: it is
-    // asked until it answers 503, for at most 30 s.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    let ready = loop {
-        let response = app.get("/ready").await;
-        if response.status() == 503 {
-            break response;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "/ready stayed 200");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    // that do not want conversation events reach it: minting a token waits until the token
+    // read model has applied it, and a read with `?position=` waits for the notifier (which
+    // follows tickets). Then `/ready` is asked once.
+    let minted = app
+        .post_as(
+            &app.admin,
+            "/api/v1/tokens",
+            &json!({"role": "integration"}),
+        )
+        .await;
+    assert_eq!(minted.status(), 201);
+    let minted: Value = minted.json().await.unwrap();
+    let head = minted["position"].as_u64().expect("a position");
+    let notifier = app
+        .get_as(&agent, &format!("/api/v1/notifier/summary?position={head}"))
+        .await;
+    assert_eq!(notifier.status(), 200, "the notifier reaches the head");
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 503);
     assert_eq!(ready.headers()["content-type"], "application/problem+json");
     let problem: Value = ready.json().await.unwrap();
     assert_eq!(problem["type"], "urn:parley:problem:lagging");
