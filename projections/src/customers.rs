@@ -496,26 +496,30 @@ pub fn history(
     Ok(items)
 }
 
-/// The conversations among `ids` that belong to `id` or to a customer merged into it, in the
-/// history's order.
+/// The conversations among `ids` that belong to one of `customers` (a customer and those merged
+/// into it: [`merged_set`]), in the history's order.
 pub fn history_conversations(
     tx: &mut dyn Tx,
     t: &Tables,
-    id: &str,
+    customers: &[String],
     ids: &[String],
 ) -> Result<Vec<HistoryItem>, StoreError> {
-    let customers = merged_set(tx, t, id)?;
-    let sql = t.sql(
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement for all of them (a round trip each would add up on PostgreSQL).
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = t.sql(&format!(
         "SELECT kind, item_id, channel, title, status, started_at, last_activity_at, customer_id
-         FROM {p}items WHERE item_id = $1 AND kind = 'conversation'",
-    );
+         FROM {{p}}items WHERE item_id IN ({}) AND kind = 'conversation'",
+        placeholders.join(", ")
+    ));
+    let params: Vec<Value> = ids.iter().map(|item| item.as_str().into()).collect();
     let mut items = Vec::new();
-    for item in ids {
-        for r in tx.query(&sql, &[item.as_str().into()])? {
-            let customer_id = r.text(7)?;
-            if customers.contains(&customer_id) {
-                items.push(history_item(&r, customer_id)?);
-            }
+    for r in tx.query(&sql, &params)? {
+        let customer_id = r.text(7)?;
+        if customers.contains(&customer_id) {
+            items.push(history_item(&r, customer_id)?);
         }
     }
     sort_history(&mut items);

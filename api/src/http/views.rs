@@ -670,20 +670,19 @@ async fn customer_history(
         keywords: words.join(" "),
         from,
         to,
-        customers: set,
+        customers: set.clone(),
         before: None,
         limit: SEARCH_MAX,
     };
     let (hits, _) = search_visible(&state, &caller, params.position, query, words).await?;
-    let mut ids: Vec<String> = Vec::new();
-    for hit in &hits {
-        if !ids.contains(&hit.conversation_id) {
-            ids.push(hit.conversation_id.clone());
-        }
-    }
-    let id = customer_id.to_string();
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<String> = hits
+        .iter()
+        .filter(|hit| seen.insert(hit.conversation_id.as_str()))
+        .map(|hit| hit.conversation_id.clone())
+        .collect();
     let mut items = read(&state, customers::NAME, params.position, move |tx, t| {
-        customers::history_conversations(tx, t, &id, &ids)
+        customers::history_conversations(tx, t, &set, &ids)
     })
     .await?;
     if let Some((at, id)) = &after {
