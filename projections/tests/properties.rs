@@ -48,10 +48,7 @@ async fn incremental_equals_rebuild(
             social_percent: 25,
         },
     );
-    let every_type: BTreeSet<String> = events::families()
-        .iter()
-        .flat_map(|(_, types)| types.iter().map(|t| t.to_string()))
-        .collect();
+    let every_type = every_event_type();
     let mut reports_rebuilt = 0;
     for i in 0.. {
         let done = match length {
@@ -98,13 +95,17 @@ async fn incremental_equals_rebuild(
     projected
 }
 
+/// Every type of every family of events.
+fn every_event_type() -> BTreeSet<String> {
+    events::families()
+        .iter()
+        .flat_map(|(_, types)| types.iter().map(|t| t.to_string()))
+        .collect()
+}
+
 /// Fails unless every type of every family was projected.
 fn assert_every_event_type(projected: &BTreeSet<String>) {
-    let missing: Vec<_> = events::families()
-        .iter()
-        .flat_map(|(_, types)| types.iter())
-        .filter(|t| !projected.contains(**t))
-        .collect();
+    let missing: Vec<_> = every_event_type().difference(projected).cloned().collect();
     assert!(missing.is_empty(), "never projected: {missing:?}");
 }
 
