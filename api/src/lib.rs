@@ -20,6 +20,7 @@ mod bench_rebuild;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod ids;
 pub mod problem;
 pub mod rebuild;
 pub mod service;

@@ -14,6 +14,7 @@
 //! a fresh read, never a wrong result. A rejection or a no-op decided on cached state is
 //! checked again on fresh state before it is answered.
 
+use crate::ids::EventIds;
 use parley_domain::{Aggregate, DomainError};
 use parley_eventlog::codec::CodecError;
 use parley_eventlog::{
@@ -23,7 +24,6 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
-use uuid::Uuid;
 
 /// Attempts before a command gives up on a stream that keeps changing under it.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 50;
@@ -68,6 +68,23 @@ pub struct Executed {
     pub position: Position,
     /// How many events the command appended.
     pub events: usize,
+    /// The command had already been appended by an earlier attempt of the same request (same
+    /// `Idempotency-Key`): this is what that attempt did, and nothing was appended now. A
+    /// handler whose answer holds something only the first attempt knew (a new token's
+    /// secret) must not answer as if it had just acted.
+    pub replayed: bool,
+}
+
+impl Executed {
+    /// A command that changed nothing: the stream as it is.
+    pub fn unchanged(stream_version: StreamVersion, position: Position) -> Executed {
+        Executed {
+            stream_version,
+            position,
+            events: 0,
+            replayed: false,
+        }
+    }
 }
 
 /// Events read per page when loading an aggregate: most streams fit in one small read.
@@ -268,6 +285,35 @@ impl CommandService {
         Ok((state, version, position))
     }
 
+    /// What an earlier attempt of this request appended for this command, if it did: only
+    /// commands of a keyed request have ids to look for (see [`crate::ids`]).
+    async fn appended_before(
+        &self,
+        stream: &StreamId,
+        ids: &EventIds,
+    ) -> Result<Option<Executed>, ServiceError> {
+        let Some(first) = ids.first() else {
+            return Ok(None);
+        };
+        let Some((found_in, result)) = self.log.find_append(first).await? else {
+            return Ok(None);
+        };
+        if &found_in != stream {
+            // Derived ids are unique to their stream; anything else is not this command's.
+            return Err(LogError::DuplicateEventId {
+                event_id: first,
+                stream: found_in.to_string(),
+            }
+            .into());
+        }
+        Ok(Some(Executed {
+            stream_version: result.stream_version,
+            position: result.last_position(),
+            events: result.positions.len(),
+            replayed: true,
+        }))
+    }
+
     /// Decides `command` against the current state of `stream` and appends its events.
     pub async fn execute<A>(
         &self,
@@ -320,6 +366,10 @@ impl CommandService {
     {
         let _timer = crate::http::ops::AppendTimer::start(A::STREAM_PREFIX);
         let _turn = self.turns.take(stream).await;
+        let ids = EventIds::for_command(stream);
+        if let Some(done) = self.appended_before(stream, &ids).await? {
+            return Ok(done);
+        }
         let mut fresh = false;
         for _ in 0..self.max_attempts {
             let cached = if fresh {
@@ -358,21 +408,16 @@ impl CommandService {
                     fresh = true;
                     continue;
                 }
-                Ok(_) => {
-                    return Ok(Executed {
-                        stream_version: version,
-                        position,
-                        events: 0,
-                    });
-                }
+                Ok(_) => return Ok(Executed::unchanged(version, position)),
                 Err(error) => return Err(ServiceError::from(error).into()),
             };
             let count = events.len();
             let new_events = events
                 .iter()
-                .map(|event| {
+                .enumerate()
+                .map(|(index, event)| {
                     parley_projections::events::to_new_event(
-                        Uuid::now_v7(),
+                        ids.event(index),
                         event,
                         metadata.clone(),
                     )
@@ -384,6 +429,18 @@ impl CommandService {
                 v => ExpectedVersion::Exact(v),
             };
             match self.log.append(stream, expected, new_events).await {
+                // The log stored these ids before (the same request, retried on another node
+                // at the same moment) and answered that append: its events may have been
+                // decided on other state, so the state here is not cached.
+                Ok(result) if result.stream_version.0 != version.0 + count as u64 => {
+                    self.cache.forget(stream);
+                    return Ok(Executed {
+                        stream_version: result.stream_version,
+                        position: result.last_position(),
+                        events: result.positions.len(),
+                        replayed: true,
+                    });
+                }
                 Ok(result) => {
                     // Without the cache's reference the state is this command's alone (unless
                     // a reader holds it for a moment): it is evolved in place, not copied.
@@ -396,6 +453,7 @@ impl CommandService {
                         stream_version: result.stream_version,
                         position,
                         events: count,
+                        replayed: false,
                     });
                 }
                 // Another writer got there first and is already committed: deciding again
@@ -403,6 +461,15 @@ impl CommandService {
                 Err(LogError::Conflict { .. }) => {
                     self.cache.forget(stream);
                     fresh = true;
+                }
+                // The same request, retried on another node, appended this command first
+                // (with other events, decided on older state): that is what it did.
+                Err(error @ LogError::DuplicateEventId { .. }) => {
+                    self.cache.forget(stream);
+                    return match self.appended_before(stream, &ids).await? {
+                        Some(done) => Ok(done),
+                        None => Err(ServiceError::from(error).into()),
+                    };
                 }
                 Err(error) => {
                     self.cache.forget(stream);

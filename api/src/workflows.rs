@@ -31,18 +31,6 @@ pub struct TicketFromConversation {
     pub at: Timestamp,
 }
 
-/// The answer for a step a retry finds already done.
-fn unchanged(
-    stream_version: parley_eventlog::StreamVersion,
-    position: parley_eventlog::Position,
-) -> Executed {
-    Executed {
-        stream_version,
-        position,
-        events: 0,
-    }
-}
-
 /// How many merge pointers `first_contact` follows before it stops (merges never form loops,
 /// but stored data is not trusted to be well formed).
 const MAX_MERGE_HOPS: usize = 16;
@@ -98,7 +86,7 @@ impl CommandService {
                 if ticket.source.as_ref() != Some(&source) {
                     return Err(DomainError::TicketExists.into());
                 }
-                unchanged(version, position)
+                Executed::unchanged(version, position)
             }
             other => other?,
         };
@@ -117,7 +105,7 @@ impl CommandService {
             Err(ServiceError::Domain(DomainError::TicketAlreadyLinked(_))) => {
                 let (_, version, position) =
                     self.load::<Conversation>(&conversation_stream).await?;
-                unchanged(version, position)
+                Executed::unchanged(version, position)
             }
             other => other?,
         };
@@ -201,7 +189,7 @@ impl CommandService {
                 if existing.origin != Some(origin_of_new) {
                     return Err(DomainError::ConversationExists.into());
                 }
-                unchanged(version, position)
+                Executed::unchanged(version, position)
             }
             other => other?,
         };
@@ -220,7 +208,7 @@ impl CommandService {
         let branch = match branch {
             Err(ServiceError::Domain(DomainError::NoChange)) => {
                 let (_, version, position) = self.load::<Conversation>(&origin_stream).await?;
-                unchanged(version, position)
+                Executed::unchanged(version, position)
             }
             other => other?,
         };

@@ -38,6 +38,7 @@ pub use subscription::Subscription;
 use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 /// How many events one page of a read returns at most, whatever the caller asks.
 pub const MAX_READ_BATCH: usize = 10_000;
@@ -54,6 +55,15 @@ pub trait EventLog: Send + Sync + 'static {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, LogError>;
+
+    /// The append that stored the event with this id, as it was answered then: its stream, and
+    /// its result (every event's position, the stream's version after it). `None` if no event
+    /// has this id. A caller that derives its event ids from a request learns with it whether
+    /// that request already acted, and what it did.
+    async fn find_append(
+        &self,
+        event_id: Uuid,
+    ) -> Result<Option<(StreamId, AppendResult)>, LogError>;
 
     /// The stream's current version (`StreamVersion::NONE` if it has no events).
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, LogError>;

@@ -211,6 +211,24 @@ impl EventLog for PostgresLog {
         self.appender.append(stream, expected, events).await
     }
 
+    async fn find_append(
+        &self,
+        event_id: Uuid,
+    ) -> Result<Option<(StreamId, AppendResult)>, LogError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT e.stream_id, e.version, e.position FROM events AS e \
+               JOIN (SELECT stream_id, version - append_index AS first, append_size \
+                       FROM events WHERE event_id = $1) AS f \
+                 ON e.stream_id = f.stream_id AND e.version >= f.first \
+                AND e.version < f.first + f.append_size \
+              ORDER BY e.version",
+        )
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::append_of(rows)
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, LogError> {
         let version: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM events WHERE stream_id = $1")

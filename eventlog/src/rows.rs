@@ -1,7 +1,9 @@
 //! Turning stored rows into envelopes, with every check in one place for all backends.
 
 use crate::error::LogError;
-use crate::model::{Metadata, Position, RecordedEvent, StreamVersion, Timestamp};
+use crate::model::{
+    AppendResult, Metadata, Position, RecordedEvent, StreamId, StreamVersion, Timestamp,
+};
 use uuid::Uuid;
 
 /// `SELECT <the envelope's columns> FROM events <tail>`: every read of either backend selects
@@ -78,4 +80,26 @@ pub(crate) fn unsigned(value: i64, what: &str) -> Result<u64, LogError> {
 /// Converts to the database's signed integers; values past `i64::MAX` cannot be stored.
 pub(crate) fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The result of one stored append from its events' (stream, version, position), in version
+/// order; `None` for no rows.
+pub(crate) fn append_of(
+    rows: Vec<(String, i64, i64)>,
+) -> Result<Option<(StreamId, AppendResult)>, LogError> {
+    let Some((stream, _, _)) = rows.first() else {
+        return Ok(None);
+    };
+    let stream = StreamId::new(stream.clone())?;
+    let mut result = AppendResult {
+        stream_version: StreamVersion::NONE,
+        positions: Vec::with_capacity(rows.len()),
+    };
+    for (_, version, position) in rows {
+        result.stream_version = StreamVersion(unsigned(version, "version")?);
+        result
+            .positions
+            .push(Position(unsigned(position, "position")?));
+    }
+    Ok(Some((stream, result)))
 }

@@ -129,6 +129,30 @@ impl EventLog for SqliteLog {
         self.appender.append(stream, expected, events).await
     }
 
+    async fn find_append(
+        &self,
+        event_id: Uuid,
+    ) -> Result<Option<(StreamId, AppendResult)>, LogError> {
+        self.readers
+            .run_small(move |conn| {
+                let mut rows = conn.prepare_cached(
+                    "SELECT e.stream_id, e.version, e.position FROM events AS e \
+                       JOIN (SELECT stream_key, version - append_index AS first, append_size \
+                               FROM events WHERE event_id = ?1) AS f \
+                         ON e.stream_key = f.stream_key AND e.version >= f.first \
+                        AND e.version < f.first + f.append_size \
+                      ORDER BY e.version",
+                )?;
+                let rows = rows
+                    .query_map([event_id.as_bytes()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<Vec<(String, i64, i64)>, _>>()?;
+                rows::append_of(rows)
+            })
+            .await
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<StreamVersion, LogError> {
         self.readers
             .run_small(|conn| {

@@ -57,6 +57,7 @@ contract!(
     reads_abandoned_by_their_callers_do_not_break_later_reads,
     only_the_whole_original_append_counts_as_a_retry,
     a_subscriber_learns_that_the_log_was_closed,
+    an_append_is_found_by_any_of_its_event_ids,
 );
 
 async fn appends_check_the_expected_version(log: Arc<dyn EventLog>) {
@@ -190,6 +191,28 @@ async fn a_retried_append_returns_the_original_result_and_writes_nothing(log: Ar
     }
     assert_eq!(results.len(), 1, "every retry gets the original result");
     assert_eq!(log.stream_version(&s).await.unwrap(), StreamVersion(4));
+}
+
+async fn an_append_is_found_by_any_of_its_event_ids(log: Arc<dyn EventLog>) {
+    let s = stream("conversation-found");
+    log.append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
+    let events = vec![event(2), event(3), event(4)];
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let original = log
+        .append(&s, ExpectedVersion::Exact(StreamVersion(1)), events)
+        .await
+        .unwrap();
+    log.append(&s, ExpectedVersion::Any, vec![event(5)])
+        .await
+        .unwrap();
+    for id in ids {
+        let (found_in, found) = log.find_append(id).await.unwrap().expect("found");
+        assert_eq!(found_in, s);
+        assert_eq!(found, original, "the whole append, as it was answered");
+    }
+    assert!(log.find_append(Uuid::new_v4()).await.unwrap().is_none());
 }
 
 async fn an_event_id_stored_in_another_stream_is_refused(log: Arc<dyn EventLog>) {

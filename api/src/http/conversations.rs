@@ -540,11 +540,7 @@ impl VisibleConversation {
 
     /// The answer for a command that changes nothing: the conversation as it is.
     fn unchanged(&self) -> Executed {
-        Executed {
-            stream_version: self.version,
-            position: self.position,
-            events: 0,
-        }
+        Executed::unchanged(self.version, self.position)
     }
 
     /// The message `id` of this conversation (deleted ones included: the domain answers what
@@ -725,7 +721,7 @@ pub(super) fn first_message_id(conversation_id: ConversationId, client_chosen: b
     if client_chosen {
         MessageId(Uuid::new_v5(&conversation_id.0, b"first-message"))
     } else {
-        MessageId(Uuid::now_v7())
+        MessageId(crate::ids::new_id("message"))
     }
 }
 
@@ -759,7 +755,11 @@ async fn start(
             "customers: an internal conversation has no customers",
         ));
     }
-    let conversation_id = ConversationId(request.conversation_id.unwrap_or_else(Uuid::now_v7));
+    let conversation_id = ConversationId(
+        request
+            .conversation_id
+            .unwrap_or_else(|| crate::ids::new_id("conversation")),
+    );
     let at = now();
     let by = caller.actor();
     let start = Start {
@@ -864,7 +864,7 @@ async fn send(
 ) -> Result<(StatusCode, Json<CommandReply>), Problem> {
     let message_id = request
         .message_id
-        .map_or_else(|| MessageId(Uuid::now_v7()), MessageId);
+        .map_or_else(|| MessageId(crate::ids::new_id("message")), MessageId);
     let command = request.into_command(message_id, caller.actor(), now())?;
     let executed = act(
         &state,
@@ -1521,7 +1521,11 @@ async fn create_ticket(
         Some(message) => Some(target.message(message).ok_or_else(no_such_message)?),
         None => None,
     };
-    let ticket_id = TicketId(request.ticket_id.unwrap_or_else(Uuid::now_v7));
+    let ticket_id = TicketId(
+        request
+            .ticket_id
+            .unwrap_or_else(|| crate::ids::new_id("ticket")),
+    );
     let (created, linked) = state
         .service
         .create_ticket_from_conversation(
@@ -1573,7 +1577,11 @@ async fn start_from_message(
     let message_id = target
         .message(path.message_id)
         .ok_or_else(no_such_message)?;
-    let new_id = ConversationId(request.conversation_id.unwrap_or_else(Uuid::now_v7));
+    let new_id = ConversationId(
+        request
+            .conversation_id
+            .unwrap_or_else(|| crate::ids::new_id("conversation")),
+    );
     let (started, branched) = state
         .service
         .start_conversation_from_message(

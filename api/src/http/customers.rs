@@ -159,6 +159,7 @@ async fn two_stream_reply(
         stream_version: acted_version,
         position: acted_position.max(other_position),
         events: usize::try_from(events).unwrap_or(usize::MAX),
+        replayed: false,
     };
     Ok(Json(CommandReply::new(id, &executed)))
 }
@@ -300,11 +301,7 @@ async fn edit_customer(
                 attempts += 1;
             }
             Err(ServiceError::Domain(DomainError::NoChange)) => {
-                let unchanged = Executed {
-                    stream_version: version,
-                    position,
-                    events: 0,
-                };
+                let unchanged = Executed::unchanged(version, position);
                 return Ok(Json(CommandReply::new(customer_id, &unchanged)));
             }
             other => return Ok(Json(CommandReply::new(customer_id, &other?))),

@@ -4,22 +4,31 @@
 //! - Keys are scoped to the caller (the digest of its `Authorization` header; the key alone for
 //!   requests without one) and bound to the request they first came with (method, path and
 //!   body, digested): the same key with another request is refused with 422.
-//! - A retry while the first request is still being handled gets 409 (retry a moment later).
 //! - The first answer is stored (status, content type, body) and replayed with
-//!   `Idempotent-Replayed: true`; nothing is appended again. Answers that did not act and may
-//!   succeed later are not stored, so the client may retry with the same key: 5xx, 429 (rate
-//!   limited) and 401 (no valid token). A successful answer marked `Cache-Control: no-store`
-//!   holds a secret shown only once (a new token's, a new visitor's): it is not stored, but its
-//!   key is kept as used, and a retry is answered 409 `idempotency-answer-withheld`, acting
-//!   nothing again.
+//!   `Idempotent-Replayed: true`; nothing is appended again. A successful answer marked
+//!   `Cache-Control: no-store` holds a secret shown only once (a new token's, a new visitor's):
+//!   it is not stored, but its key is kept as used, and a retry is answered 409
+//!   `idempotency-answer-withheld`, acting nothing again.
+//! - What makes this hold across crashes (ADR 10): the request runs inside an
+//!   [`IdSource`](crate::ids::IdSource) seeded by its scope, key and the moment the key was
+//!   first claimed, so every id it mints and every event id it appends is derived from the key.
+//!   A request whose answer was never recorded (its node crashed between appending and
+//!   recording, or it answered 5xx, 429 or 401, which are not stored) is simply run again by
+//!   the retry, from the same seed: each command the first attempt already appended is found
+//!   in the log by its first event id and answered as it was, so nothing acts twice and the
+//!   retry needs no marker to lapse.
+//! - A retry while the first request is still being handled on the same node gets 409 (retry
+//!   a moment later). A retry on another node runs beside it: both draw the same ids, and the
+//!   log keeps one of each append.
 //! - Records are shared by all nodes ([`IdempotencyStore`]: beside the read models on SQLite,
-//!   in the log's database on PostgreSQL) and kept for [`RETENTION`]; the in-flight marker of a
-//!   node that crashed mid-request lapses after [`IN_FLIGHT_TTL`]. Expired records are swept
-//!   lazily, at most once per [`SWEEP_EVERY`] per process.
+//!   in the log's database on PostgreSQL) and kept for [`RETENTION`], in-flight markers too
+//!   (they hold the seed's time). Expired records are swept lazily, at most once per
+//!   [`SWEEP_EVERY`] per process.
 //! - Once claimed, a request runs to its end even if the client goes away, so that its answer
 //!   is there for the retry.
 
 use super::AppState;
+use crate::ids::IdSource;
 use crate::problem::{Problem, REQUEST_ID};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
@@ -28,7 +37,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parley_projections::{ReadModels, Store, StoreError, Tx, Value, ViewError};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The request header carrying the client's key.
@@ -39,8 +50,6 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const MAX_KEY_LEN: usize = 255;
 /// How long an answer is replayed for.
 pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-/// How long a request may stay in flight before its marker is considered left by a crash.
-pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
 /// How often a process sweeps expired records away.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -70,13 +79,31 @@ pub struct IdempotencyStore {
     store: Store,
     /// When this process last swept expired rows (microseconds since the epoch).
     swept_at: AtomicI64,
+    /// The (scope, key) of the requests this process is handling now.
+    handling: Mutex<HashSet<(String, String)>>,
 }
 
-/// A request this process is handling under a key.
+/// A key this process handles; it lets go of it when dropped.
+struct Handling {
+    records: Arc<IdempotencyStore>,
+    id: (String, String),
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        if let Ok(mut handling) = self.records.handling.lock() {
+            handling.remove(&self.id);
+        }
+    }
+}
+
+/// A request this process is handling under a key: new, or run again after an attempt whose
+/// answer was never recorded.
 #[derive(Debug, Clone)]
 struct Claimed {
     scope: String,
     key: String,
+    /// When the key was first claimed (microseconds since the epoch): the seed's time.
     at: i64,
 }
 
@@ -95,7 +122,9 @@ enum Claim {
     Claimed(Claimed),
     /// Answered before: replay.
     Answered(Answer),
-    /// Being handled (here or on another node).
+    /// Claimed earlier at this time and never answered: run again, from the same seed.
+    Unanswered(i64),
+    /// Being handled by this process.
     InFlight,
     /// The key came with another request.
     OtherRequest,
@@ -115,6 +144,7 @@ impl IdempotencyStore {
         Ok(IdempotencyStore {
             store: models.side_store(url, STORE_NAME, SCHEMA).await?,
             swept_at: AtomicI64::new(0),
+            handling: Mutex::new(HashSet::new()),
         })
     }
 
@@ -142,11 +172,25 @@ impl IdempotencyStore {
                 claim(tx, scope_value, key_value, &fingerprint, now)
             })
             .await?;
-        Ok(found.unwrap_or(Claim::Claimed(Claimed {
-            scope,
-            key,
-            at: now,
-        })))
+        Ok(match found {
+            None => Claim::Claimed(Claimed {
+                scope,
+                key,
+                at: now,
+            }),
+            Some(Claim::Unanswered(at)) => Claim::Claimed(Claimed { scope, key, at }),
+            Some(found) => found,
+        })
+    }
+
+    /// Marks `(scope, key)` as handled by this process, unless it already is.
+    fn handle(self: &Arc<Self>, scope: &str, key: &str) -> Option<Handling> {
+        let id = (scope.to_owned(), key.to_owned());
+        let mut handling = self.handling.lock().ok()?;
+        handling.insert(id.clone()).then(|| Handling {
+            records: self.clone(),
+            id,
+        })
     }
 
     /// Stores the answer of a claimed request.
@@ -165,20 +209,6 @@ impl IdempotencyStore {
                         answer.body.into(),
                         now_micros().into(),
                     ],
-                )
-                .map(drop)
-            })
-            .await
-    }
-
-    /// Forgets a claimed request that did not act, so that the client may retry it.
-    async fn release(&self, claimed: Claimed) -> Result<(), StoreError> {
-        self.store
-            .write(move |tx| {
-                tx.execute(
-                    "DELETE FROM parley_idempotency
-                     WHERE scope = $1 AND idempotency_key = $2 AND at = $3 AND status IS NULL",
-                    &[claimed.scope.into(), claimed.key.into(), claimed.at.into()],
                 )
                 .map(drop)
             })
@@ -205,16 +235,12 @@ fn claim(
         if let Some(row) = found {
             let at = row.i64(1)?;
             let status = row.opt_i64(2)?;
-            let ttl = match status {
-                Some(_) => RETENTION,
-                None => IN_FLIGHT_TTL,
-            };
-            if at >= now.saturating_sub(micros(ttl)) {
+            if at >= now.saturating_sub(micros(RETENTION)) {
                 if row.text(0)? != fingerprint {
                     return Ok(Some(Claim::OtherRequest));
                 }
                 let Some(status) = status else {
-                    return Ok(Some(Claim::InFlight));
+                    return Ok(Some(Claim::Unanswered(at)));
                 };
                 let status = u16::try_from(status)
                     .ok()
@@ -247,16 +273,11 @@ fn claim(
     Ok(Some(Claim::InFlight))
 }
 
-/// Deletes answers older than [`RETENTION`] and in-flight markers older than
-/// [`IN_FLIGHT_TTL`].
+/// Deletes records (answers and in-flight markers) older than [`RETENTION`].
 fn sweep_expired(tx: &mut dyn Tx, now: i64) -> Result<(), StoreError> {
     tx.execute(
-        "DELETE FROM parley_idempotency
-         WHERE at < $1 OR (status IS NULL AND at < $2)",
-        &[
-            now.saturating_sub(micros(RETENTION)).into(),
-            now.saturating_sub(micros(IN_FLIGHT_TTL)).into(),
-        ],
+        "DELETE FROM parley_idempotency WHERE at < $1",
+        &[now.saturating_sub(micros(RETENTION)).into()],
     )
     .map(drop)
 }
@@ -304,6 +325,18 @@ async fn handle(
     })?;
     let fingerprint = fingerprint(&parts.method, &parts.uri, &body);
     let records = state.idempotency.clone();
+    let in_flight = || {
+        Problem {
+            retry_after: Some(1),
+            ..Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-in-flight",
+                "a request with this Idempotency-Key is still being handled; retry shortly",
+            )
+        }
+        .into_response()
+    };
+    let handling = records.handle(&scope, &key).ok_or_else(in_flight)?;
     let claim = records
         .claim(scope, key, fingerprint)
         .await
@@ -311,17 +344,7 @@ async fn handle(
     let claimed = match claim {
         Claim::Claimed(claimed) => claimed,
         Claim::Answered(answer) => return Ok(replay(answer)),
-        Claim::InFlight => {
-            return Err(Problem {
-                retry_after: Some(1),
-                ..Problem::new(
-                    StatusCode::CONFLICT,
-                    "idempotency-in-flight",
-                    "a request with this Idempotency-Key is still being handled; retry shortly",
-                )
-            }
-            .into_response());
-        }
+        Claim::InFlight | Claim::Unanswered(_) => return Err(in_flight()),
         Claim::OtherRequest => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -335,23 +358,19 @@ async fn handle(
     // Runs on its own task: the request completes, and its answer is recorded, even if the
     // client disconnects meanwhile.
     let request_id = crate::problem::request_id().unwrap_or_default();
-    let task = {
-        let records = records.clone();
-        let claimed = claimed.clone();
-        tokio::spawn(REQUEST_ID.scope(request_id, async move {
+    let ids = IdSource::new(&claimed.scope, &claimed.key, claimed.at);
+    let task = tokio::spawn(REQUEST_ID.scope(
+        request_id,
+        ids.scope(async move {
             let response = next.run(request).await;
-            record(&records, claimed, response).await
-        }))
-    };
-    match task.await {
-        Ok(response) => Ok(response),
-        Err(error) => {
-            if let Err(error) = records.release(claimed).await {
-                tracing::warn!(%error, "cannot release an idempotency key");
-            }
-            Err(Problem::internal(&error).into_response())
-        }
-    }
+            let answered = record(&records, claimed, response).await;
+            drop(handling);
+            answered
+        }),
+    ));
+    // A panic leaves the key unanswered: a retry runs the request again from the same seed.
+    task.await
+        .map_err(|error| Problem::internal(&error).into_response())
 }
 
 /// Checks a key: visible ASCII, 1 to [`MAX_KEY_LEN`] characters. Refusals say why.
@@ -389,8 +408,9 @@ enum Outcome {
     /// The request acted, but its answer must not be stored (`Cache-Control: no-store`: it
     /// holds a secret shown only once): retries are told so, and act nothing again.
     Withheld,
-    /// The request did not act and may succeed later: the key is released for a retry.
-    Released,
+    /// The request may not have acted, and may succeed later: its answer is not stored, and a
+    /// retry runs it again (from the same seed, so what it did act on is not done twice).
+    Unanswered,
 }
 
 fn outcome(response: &Response) -> Outcome {
@@ -399,7 +419,7 @@ fn outcome(response: &Response) -> Outcome {
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::UNAUTHORIZED
     {
-        return Outcome::Released;
+        return Outcome::Unanswered;
     }
     let no_store = response
         .headers()
@@ -411,7 +431,7 @@ fn outcome(response: &Response) -> Outcome {
     match (no_store, status.is_success()) {
         (false, _) => Outcome::Kept,
         (true, true) => Outcome::Withheld,
-        (true, false) => Outcome::Released,
+        (true, false) => Outcome::Unanswered,
     }
 }
 
@@ -429,27 +449,18 @@ async fn record(records: &IdempotencyStore, claimed: Claimed, response: Response
                 body: String::new(),
             };
             if let Err(error) = records.answer(claimed, answer).await {
-                // The request acted; a retry meets the in-flight marker until it lapses.
+                // A retry runs the request again, finds its token issued and says so.
                 tracing::warn!(%error, "cannot record a withheld idempotent answer");
             }
             return response;
         }
-        Outcome::Released => {
-            if let Err(error) = records.release(claimed).await {
-                tracing::warn!(%error, "cannot release an idempotency key");
-            }
-            return response;
-        }
+        // The key's marker stays: a retry runs the request again from the same seed.
+        Outcome::Unanswered => return response,
     }
     let (parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
-        Err(error) => {
-            if let Err(error) = records.release(claimed).await {
-                tracing::warn!(%error, "cannot release an idempotency key");
-            }
-            return Problem::internal(&error).into_response();
-        }
+        Err(error) => return Problem::internal(&error).into_response(),
     };
     let stored = match std::str::from_utf8(&bytes) {
         Ok(text) => {
@@ -464,30 +475,30 @@ async fn record(records: &IdempotencyStore, claimed: Claimed, response: Response
             };
             records.answer(claimed, answer).await
         }
-        // Answers are JSON; one that is not text is not replayed.
-        Err(_) => records.release(claimed).await,
+        // Answers are JSON; one that is not text is not replayed, but run again.
+        Err(_) => Ok(()),
     };
     if let Err(error) = stored {
-        // The request acted; a retry meets the in-flight marker until it lapses.
+        // A retry runs the request again, and finds what it appended.
         tracing::warn!(%error, "cannot store the answer of an idempotent request");
     }
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// The answer to a retry of a request whose first answer held a secret shown only once.
+pub fn withheld() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "idempotency-answer-withheld",
+        "the request first sent with this Idempotency-Key succeeded, and nothing was done \
+         again; its answer held a secret, which is shown only once and is not kept",
+    )
+}
+
 /// A stored answer, marked as replayed; for a withheld one, the problem that says so.
 fn replay(answer: Answer) -> Response {
     let mut response = if answer.content_type.as_deref() == Some(WITHHELD) {
-        Problem::new(
-            StatusCode::CONFLICT,
-            "idempotency-answer-withheld",
-            format!(
-                "the request first sent with this Idempotency-Key succeeded ({}), and nothing \
-                 was done again; its answer held a secret, which is shown only once and is not \
-                 kept",
-                answer.status
-            ),
-        )
-        .into_response()
+        withheld().into_response()
     } else {
         (answer.status, answer.body).into_response()
     };
@@ -597,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_that_did_not_act_are_released_and_secrets_withheld() {
+    fn answers_that_may_not_have_acted_are_left_unanswered_and_secrets_withheld() {
         let answer = |status: StatusCode| status.into_response();
         assert_eq!(outcome(&answer(StatusCode::CREATED)), Outcome::Kept);
         assert_eq!(
@@ -610,7 +621,7 @@ mod tests {
             StatusCode::TOO_MANY_REQUESTS,
             StatusCode::UNAUTHORIZED,
         ] {
-            assert_eq!(outcome(&answer(status)), Outcome::Released, "{status}");
+            assert_eq!(outcome(&answer(status)), Outcome::Unanswered, "{status}");
         }
         let no_store = |status| (status, [(header::CACHE_CONTROL, "private, No-Store")]);
         assert_eq!(
@@ -619,7 +630,7 @@ mod tests {
         );
         assert_eq!(
             outcome(&no_store(StatusCode::FORBIDDEN).into_response()),
-            Outcome::Released
+            Outcome::Unanswered
         );
     }
 

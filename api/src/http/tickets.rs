@@ -386,11 +386,7 @@ where
     {
         Err(ServiceError::Domain(error)) if already_so(&error) => {
             let (_, stream_version, position) = state.service.load::<A>(stream).await?;
-            Ok(Executed {
-                stream_version,
-                position,
-                events: 0,
-            })
+            Ok(Executed::unchanged(stream_version, position))
         }
         other => Ok(other?),
     }
@@ -460,7 +456,9 @@ async fn new_ticket(
     Json(request): Json<CreateTicketRequest>,
 ) -> Result<(StatusCode, Json<CommandReply>), Problem> {
     caller.require_staff()?;
-    let ticket_id = request.ticket_id.unwrap_or_else(Uuid::now_v7);
+    let ticket_id = request
+        .ticket_id
+        .unwrap_or_else(|| crate::ids::new_id("ticket"));
     let requester = match request.requester {
         Some(id) => Some(current_customer(&state, "requester", CustomerId(id)).await?),
         None => None,
@@ -675,7 +673,9 @@ async fn comment_ticket(
     Json(comment): Json<NewTicketComment>,
 ) -> Result<(StatusCode, Json<CommandReply>), Problem> {
     caller.require_staff()?;
-    let comment_id = comment.comment_id.unwrap_or_else(Uuid::now_v7);
+    let comment_id = comment
+        .comment_id
+        .unwrap_or_else(|| crate::ids::new_id("comment"));
     let command = TicketCommand::Comment {
         comment_id,
         author: caller.actor(),
@@ -806,7 +806,9 @@ async fn request_ticket_reply(
     Json(reply): Json<NewTicketReply>,
 ) -> Result<(StatusCode, Json<TicketReplyAnswer>), Problem> {
     caller.require_staff()?;
-    let reply_id = reply.reply_id.unwrap_or_else(Uuid::now_v7);
+    let reply_id = reply
+        .reply_id
+        .unwrap_or_else(|| crate::ids::new_id("reply"));
     let stream = ticket_stream(ticket_id)?;
     let command = TicketCommand::RequestReply {
         reply_id,
@@ -979,7 +981,7 @@ async fn receive_social_message(
             &SOCIAL_NAMESPACE,
             format!("{}:{}:{external}", channel.name(), message.account_id).as_bytes(),
         ),
-        None => Uuid::now_v7(),
+        None => crate::ids::new_id("message"),
     };
     let inbound = Inbound {
         state: &state,
@@ -1009,7 +1011,7 @@ async fn receive_social_message(
         None => {
             let ticket_id = match message.external_id {
                 Some(_) => Uuid::new_v5(&SOCIAL_NAMESPACE, message_id.as_bytes()),
-                None => Uuid::now_v7(),
+                None => crate::ids::new_id("ticket"),
             };
             let title = social_title(
                 message.title,
@@ -1154,11 +1156,7 @@ impl Inbound<'_> {
                 if ticket.source != Some(source) {
                     return Err(DomainError::TicketExists.into());
                 }
-                let found = Executed {
-                    stream_version,
-                    position,
-                    events: 0,
-                };
+                let found = Executed::unchanged(stream_version, position);
                 (StatusCode::OK, found)
             }
             other => (StatusCode::CREATED, other?),

@@ -186,9 +186,13 @@ pub(super) async fn mint(
     metadata: &parley_eventlog::Metadata,
 ) -> Result<(TokenId, String, Executed), Problem> {
     let secret = super::auth::new_secret().map_err(|e| Problem::internal(&e))?;
-    let token_id = TokenId(Uuid::now_v7());
+    let token_id = TokenId(crate::ids::new_id("token"));
     let digest = super::auth::digest(&secret);
     let executed = issue(&state.service, token_id, role, label, digest, by, metadata).await?;
+    if executed.replayed {
+        // An earlier attempt of this request issued the token, with a secret it alone knew.
+        return Err(super::idempotency::withheld());
+    }
     state
         .models
         .wait_for(access::NAME, executed.position.0, APPLIED_WITHIN)

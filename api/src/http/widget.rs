@@ -336,7 +336,7 @@ async fn create_visitor(
     state.auth.check_address(from)?;
     let identity = ChannelIdentity {
         channel: Channel::Widget,
-        value: Uuid::now_v7().to_string(),
+        value: crate::ids::new_id("visitor").to_string(),
     };
     let metadata = Metadata {
         actor: Some(parley_eventlog::Actor {
@@ -398,11 +398,7 @@ fn subject_from(body: &str) -> String {
 /// What a retried step found already done: the stream as it is.
 async fn as_it_is(state: &AppState, stream: &StreamId) -> Result<Executed, Problem> {
     let (_, stream_version, position) = state.service.load::<Conversation>(stream).await?;
-    Ok(Executed {
-        stream_version,
-        position,
-        events: 0,
-    })
+    Ok(Executed::unchanged(stream_version, position))
 }
 
 /// Starts a conversation with the help desk (channel `widget`) with its first message. With
@@ -419,7 +415,11 @@ async fn start(
     Json(request): Json<NewConversation>,
 ) -> Result<(StatusCode, Json<CommandReply>), Problem> {
     let customer = caller.require_visitor()?;
-    let conversation_id = ConversationId(request.conversation_id.unwrap_or_else(Uuid::now_v7));
+    let conversation_id = ConversationId(
+        request
+            .conversation_id
+            .unwrap_or_else(|| crate::ids::new_id("conversation")),
+    );
     // Derived from a client-chosen conversation id when not given: a retry names the same
     // first message (as on `POST /api/v1/conversations`).
     let message_id = request.message_id.map(MessageId).unwrap_or_else(|| {
@@ -607,7 +607,11 @@ async fn reply(
 ) -> Result<(StatusCode, Json<CommandReply>), Problem> {
     let customer = caller.require_visitor()?;
     let own = own_conversation(&state, customer, ConversationId(id)).await?;
-    let message_id = MessageId(request.message_id.unwrap_or_else(Uuid::now_v7));
+    let message_id = MessageId(
+        request
+            .message_id
+            .unwrap_or_else(|| crate::ids::new_id("message")),
+    );
     let executed = state
         .service
         .execute_if::<Conversation>(
@@ -671,11 +675,7 @@ async fn mark_read(
             Some((latest, _)) => *latest,
             // Nothing to read yet.
             None => {
-                let unchanged = Executed {
-                    stream_version: own.version,
-                    position: own.position,
-                    events: 0,
-                };
+                let unchanged = Executed::unchanged(own.version, own.position);
                 return Ok(Json(CommandReply::new(id, &unchanged)));
             }
         },
