@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::http::auth::{self, Authenticator};
 use crate::http::idempotency::IdempotencyStore;
+use crate::http::streams::{Revocations, StreamLimits};
 use crate::http::{AppState, Settings, Shared};
 use crate::service::{CommandService, ServiceError};
 use parley_domain::access::{Role, TokenId};
@@ -25,6 +26,7 @@ const TOKEN_ID_NAMESPACE: uuid::Uuid =
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
+    limits: crate::server::ConnectionLimits,
     state: AppState,
     admin_token: Option<String>,
     stopping: tokio::sync::watch::Sender<bool>,
@@ -46,15 +48,24 @@ impl Application {
                 addr: config.bind,
                 source,
             })?;
+        let limits = config.connection_limits();
         Ok(Application {
             listener,
+            limits,
             state: AppState::new(Shared {
                 service: CommandService::new(log.clone()),
                 log,
                 models,
                 auth: Authenticator::new(config.rate_limit, config.rate_burst),
-                settings: Settings::default(),
+                settings: Settings {
+                    // A quiet live stream still moves bytes well within the send timeout.
+                    stream_keep_alive: (limits.send_timeout / 2)
+                        .min(Settings::default().stream_keep_alive),
+                    ..Settings::default()
+                },
                 idempotency: Arc::new(idempotency),
+                streams: StreamLimits::new(config.streams_per_token, config.streams_per_address),
+                revocations: Revocations::default(),
                 stopping: stopping_seen,
             }),
             admin_token: config.admin_token.clone(),
@@ -83,6 +94,8 @@ impl Application {
         let log = self.state.log.clone();
         // Feeds the read models (on PostgreSQL: once this process is the leader).
         let feeding = tokio::spawn(self.state.models.clone().run());
+        // Tells open live streams of revoked tokens.
+        let revocations = tokio::spawn(self.state.revocations.clone().follow(log.clone()));
         match ensure_admin(&self.state, self.admin_token.as_deref()).await {
             Ok(Some(secret)) => {
                 // Shown once, on standard output, for the operator who started the server.
@@ -99,16 +112,16 @@ impl Application {
             // Live streams end first; graceful shutdown then waits for the other requests.
             let _ = stopping.send(true);
         };
-        // With each connection's address, for the rate limit of public routes.
-        let served = axum::serve(
+        let served = crate::server::serve(
             self.listener,
-            crate::http::router(self.state)
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            crate::http::router(self.state),
+            self.limits,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
         log.close().await;
         feeding.abort();
+        revocations.abort();
         served
     }
 }

@@ -38,6 +38,33 @@ pub struct Config {
     #[arg(long, env = "PARLEY_LIVE_LINGER_MS", default_value_t = 200)]
     pub live_linger_ms: u64,
 
+    /// Live streams (SSE) one token may hold open at once; 0: no limit. Beyond it: 429.
+    #[arg(long, env = "PARLEY_STREAMS_PER_TOKEN", default_value_t = 8)]
+    pub streams_per_token: usize,
+
+    /// Live streams widget visitors from one address (an IPv6 /64) may hold open at once; 0:
+    /// no limit. Beyond it: 429.
+    #[arg(long, env = "PARLEY_STREAMS_PER_ADDRESS", default_value_t = 32)]
+    pub streams_per_address: usize,
+
+    /// Seconds a client has to send a request's head: from the moment it connects, and from the
+    /// first byte of each later request on the connection. Beyond it the connection is closed.
+    #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may wait idle for its next request before it is closed.
+    #[arg(long, env = "PARLEY_KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 60)]
+    pub keep_alive_timeout_secs: u64,
+
+    /// Seconds a response (a live stream above all) may wait for its client to take more bytes,
+    /// or a request body for its next bytes, before the connection is closed.
+    #[arg(long, env = "PARLEY_SEND_TIMEOUT_SECS", default_value_t = 30)]
+    pub send_timeout_secs: u64,
+
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// An admin token to accept (issued on start if the log does not know it yet). Without it,
     /// the first start on a log with no admin prints a new admin token once.
     #[arg(long, env = "PARLEY_ADMIN_TOKEN", hide_env_values = true)]
@@ -55,6 +82,12 @@ impl Config {
             rate_limit: 0,
             rate_burst: 0,
             live_linger_ms: 200,
+            streams_per_token: 8,
+            streams_per_address: 32,
+            header_read_timeout_secs: 10,
+            keep_alive_timeout_secs: 60,
+            send_timeout_secs: 30,
+            max_connections: 4096,
             admin_token: None,
         }
     }
@@ -64,6 +97,17 @@ impl Config {
             pool_size: self.pool_size,
             durability: self.durability,
             ..parley_eventlog::LogOptions::default()
+        }
+    }
+
+    /// How connections are kept in check.
+    pub fn connection_limits(&self) -> crate::server::ConnectionLimits {
+        use std::time::Duration;
+        crate::server::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            keep_alive_timeout: Duration::from_secs(self.keep_alive_timeout_secs.max(1)),
+            send_timeout: Duration::from_secs(self.send_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod http;
 pub mod ids;
 pub mod problem;
 pub mod rebuild;
+pub mod server;
 pub mod service;
 pub mod token_cli;
 pub mod workflows;

@@ -29,6 +29,11 @@ impl Subscription {
         }
     }
 
+    /// Reads up to `batch` events at a time from now on.
+    pub fn set_batch(&mut self, batch: usize) {
+        self.batch = batch.clamp(1, MAX_READ_BATCH);
+    }
+
     /// The position of the last event returned (or the starting position).
     pub fn position(&self) -> Position {
         self.after

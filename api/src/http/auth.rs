@@ -68,7 +68,7 @@ pub struct Authenticator {
 const PRUNE_ADDRESSES_EVERY: u64 = 1024;
 
 /// The key an address is limited by: itself (IPv4), or its /64 network (IPv6).
-fn client_network(address: std::net::IpAddr) -> std::net::IpAddr {
+pub(super) fn client_network(address: std::net::IpAddr) -> std::net::IpAddr {
     match address {
         std::net::IpAddr::V4(_) => address,
         std::net::IpAddr::V6(v6) => {

@@ -13,12 +13,23 @@
 //! who see "from customers"; tickets and the help desk every staff caller (as their read routes
 //! do); token events nobody, ever. A stream
 //! keeps a small cache of the conversations it has met (their participants, from the events it
-//! sees, loaded from the log for older ones), and ends when its token is revoked.
+//! sees, loaded from the log for older ones), and ends as soon as its token's revocation reaches
+//! the log ([`super::streams::Revocations`]; on every node).
 //!
-//! Each stream follows the log on its own ([`Subscription`]): fine for the agents of a help desk
-//! and widget visitors of a conversation; a shared fan-out is the next step for many thousands.
+//! Each stream follows the log on its own: the whole log ([`Subscription`]) for a staff stream,
+//! one conversation's stream for a visitor's or a staff stream with `?conversation=` (which never
+//! reads the rest of the log). Fine for the agents of a help desk and widget visitors of a
+//! conversation; a shared fan-out is the next step for many thousands.
+//!
+//! Memory: a stream reads the log only when its client has taken what it read before, in pages
+//! sized to about [`PAGE_BYTES`] of stored events, and turns one event at a time into an SSE
+//! frame. A client that never reads holds one page and the connection's write buffer; the
+//! connection is closed once nothing could be sent to it for the send timeout
+//! (`crate::server`). Streams per token, and per address for widget visitors, are limited
+//! ([`super::streams::StreamLimits`], 429 beyond).
 
-use super::extract::{Json, Path, Query};
+use super::extract::{ClientAddr, Json, Path, Query};
+use super::streams::StreamSlot;
 use super::{AppState, auth::Caller, widget};
 use crate::problem::Problem;
 use crate::service::CommandService;
@@ -31,7 +42,9 @@ use parley_domain::access::{Role, TokenId};
 use parley_domain::conversation::{Conversation, ConversationEvent, ConversationKind, Visibility};
 use parley_domain::ids::{ConversationId, CustomerId};
 use parley_domain::{Aggregate, DomainEvent};
-use parley_eventlog::{ActorKind, Position, RecordedEvent, Subscription};
+use parley_eventlog::{
+    ActorKind, EventLog, LogError, Position, RecordedEvent, StreamId, StreamVersion, Subscription,
+};
 use parley_projections::access;
 use parley_projections::feed::{self, Envelope, Event};
 use serde::{Deserialize, Serialize};
@@ -40,6 +53,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -55,8 +69,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// How often a live stream checks that its token still works (and at most how long a revoked
 /// token keeps receiving events).
 const TOKEN_RECHECK: Duration = Duration::from_secs(30);
-/// Idle time after which a live stream sends a keep-alive comment.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Events a live stream reads from the log at a time.
 const LIVE_BATCH: usize = 500;
 /// Conversations a live stream remembers; it forgets them all beyond, and loads them again.
@@ -341,15 +353,111 @@ impl Audience for Visitor {
 // ---------------------------------------------------------------------------------------------
 // Following the log.
 
-/// One live stream's state between two SSE events.
+/// Where a live stream reads: the whole log, or one stream of it (a conversation's, for a
+/// visitor or a staff stream with `?conversation=`), which never reads the rest.
+enum Source {
+    All(Subscription),
+    One(StreamFeed),
+}
+
+impl Source {
+    async fn next_batch(&mut self, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        match self {
+            Source::All(feed) => {
+                feed.set_batch(limit);
+                feed.next_batch().await
+            }
+            Source::One(feed) => feed.next_batch(limit).await,
+        }
+    }
+}
+
+/// One stream of the log, from a global position on: what it already holds, then each new
+/// event as the log's head passes it.
+struct StreamFeed {
+    log: Arc<dyn EventLog>,
+    stream: StreamId,
+    /// The stream's version read up to.
+    version: StreamVersion,
+    /// Events at or before this position were sent (or skipped) already.
+    after: Position,
+    head: watch::Receiver<Position>,
+}
+
+impl StreamFeed {
+    fn new(log: Arc<dyn EventLog>, stream: StreamId, after: Position) -> StreamFeed {
+        StreamFeed {
+            head: log.watch_head(),
+            log,
+            stream,
+            version: StreamVersion::NONE,
+            after,
+        }
+    }
+
+    async fn next_batch(&mut self, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        loop {
+            let known = *self.head.borrow_and_update();
+            if known > self.after {
+                // Once the head is at `known`, every event up to it is visible: what the stream
+                // holds beyond `version` is complete up to there.
+                let mut events = self
+                    .log
+                    .read_stream(&self.stream, self.version, limit)
+                    .await?;
+                if let Some(last) = events.last() {
+                    self.version = last.version;
+                }
+                let read_to_end = events.len() < limit;
+                events.retain(|e| e.position > self.after);
+                if let Some(last) = events.last() {
+                    self.after = last.position;
+                }
+                if read_to_end {
+                    self.after = self.after.max(known);
+                }
+                if !events.is_empty() {
+                    return Ok(events);
+                }
+                if !read_to_end {
+                    continue;
+                }
+            }
+            self.head.changed().await.map_err(|_| LogError::Closed)?;
+        }
+    }
+}
+
+/// The events a live stream reads from the log at once, at first: a few, since they may be
+/// large (a message may hold 20,000 characters).
+const FIRST_PAGE: usize = 4;
+/// The bytes of stored events a live stream holds at once, about: each page read is sized from
+/// the largest event of the page before (between 1 and [`LIVE_BATCH`] events).
+const PAGE_BYTES: usize = 256 * 1024;
+
+/// How many events the next page may hold, after a page whose largest event took `largest`
+/// bytes.
+fn next_page_len(largest: usize) -> usize {
+    (PAGE_BYTES / largest.max(1)).clamp(1, LIVE_BATCH)
+}
+
+/// One live stream's state between two SSE events. It reads the log only when the client has
+/// taken what was read before: the response body asks for the next event only when the
+/// connection could send the last one, so a client that does not read holds one page of
+/// stored events ([`PAGE_BYTES`]) and the connection's write buffer, never more.
 struct Live<A> {
     state: AppState,
     token_id: TokenId,
-    feed: Subscription,
+    source: Source,
     audience: A,
-    pending: VecDeque<SseEvent>,
+    /// Read from the log, not yet looked at.
+    page: VecDeque<RecordedEvent>,
+    page_len: usize,
+    /// Revocations as they are applied; `None` once the server stops telling them.
+    revoked: Option<broadcast::Receiver<TokenId>>,
     checked: Instant,
     ended: bool,
+    _slot: StreamSlot,
 }
 
 impl<A: Audience> Live<A> {
@@ -357,11 +465,18 @@ impl<A: Audience> Live<A> {
     /// `Last-Event-ID`).
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(event);
-            }
-            if self.ended {
+            if self.ended || self.was_revoked().await {
                 return None;
+            }
+            if let Some(recorded) = self.page.pop_front() {
+                match self.show(&recorded).await {
+                    Ok(Some(event)) => return Some(event),
+                    Ok(None) => continue,
+                    Err(problem) => {
+                        tracing::warn!(detail = %problem.detail, "a live stream ends");
+                        return None;
+                    }
+                }
             }
             if self.checked.elapsed() >= TOKEN_RECHECK {
                 if !self.token_works().await {
@@ -369,52 +484,89 @@ impl<A: Audience> Live<A> {
                 }
                 self.checked = Instant::now();
             }
-            match tokio::time::timeout(TOKEN_RECHECK, self.feed.next_batch()).await {
+            let (revoked, source) = (&mut self.revoked, &mut self.source);
+            let told = async {
+                match revoked.as_mut() {
+                    Some(revoked) => revoked.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let read = tokio::time::timeout(TOKEN_RECHECK, source.next_batch(self.page_len));
+            let woken = tokio::select! {
+                told = told => Ok(told),
+                read = read => Err(read),
+            };
+            match woken {
+                Ok(Ok(token)) if token == self.token_id => return None,
+                Ok(Ok(_)) => {}
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    if !self.token_works().await {
+                        return None;
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => self.revoked = None,
                 // Quiet: time to check the token again.
-                Err(_) => {}
-                Ok(Err(error)) => {
+                Err(Err(_)) => {}
+                Err(Ok(Err(error))) => {
                     tracing::warn!(%error, "a live stream ends: the log cannot be read");
                     return None;
                 }
-                // The events queued before the failure are still sent.
-                Ok(Ok(batch)) => {
-                    if let Err(problem) = self.take(&batch).await {
-                        tracing::warn!(detail = %problem.detail, "a live stream ends");
-                        self.ended = true;
-                    }
+                Err(Ok(Ok(batch))) => {
+                    let largest = batch.iter().map(|e| e.payload.len()).max();
+                    self.page_len = next_page_len(largest.unwrap_or(0) + 512);
+                    self.page = batch.into();
                 }
             }
         }
     }
 
-    /// Queues the events of `batch` the audience may see.
-    async fn take(&mut self, batch: &[RecordedEvent]) -> Result<(), Problem> {
-        for recorded in batch {
-            if !self.audience.follows(&recorded.stream_id) {
-                continue;
-            }
-            let envelope = decode(recorded)?;
-            match self
-                .audience
-                .admit(&self.state.service, recorded.position, &envelope)
-                .await?
-            {
-                Verdict::Show => {}
-                Verdict::Skip => continue,
-                Verdict::End => {
-                    self.ended = true;
-                    return Ok(());
+    /// Whether the stream's token was revoked (as told so far).
+    async fn was_revoked(&mut self) -> bool {
+        let Some(revoked) = self.revoked.as_mut() else {
+            return false;
+        };
+        loop {
+            match revoked.try_recv() {
+                Ok(token) if token == self.token_id => return true,
+                Ok(_) => {}
+                Err(broadcast::error::TryRecvError::Empty) => return false,
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    self.revoked = None;
+                    return false;
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    return !self.token_works().await;
                 }
             }
-            if let Some(shown) = feed_event(recorded, &envelope)? {
-                let event = SseEvent::default()
-                    .id(shown.position.to_string())
-                    .json_data(&shown)
-                    .map_err(|e| Problem::internal(&e))?;
-                self.pending.push_back(event);
+        }
+    }
+
+    /// The SSE event for one stored event, if the audience may see it.
+    async fn show(&mut self, recorded: &RecordedEvent) -> Result<Option<SseEvent>, Problem> {
+        if !self.audience.follows(&recorded.stream_id) {
+            return Ok(None);
+        }
+        let envelope = decode(recorded)?;
+        match self
+            .audience
+            .admit(&self.state.service, recorded.position, &envelope)
+            .await?
+        {
+            Verdict::Show => {}
+            Verdict::Skip => return Ok(None),
+            Verdict::End => {
+                self.ended = true;
+                return Ok(None);
             }
         }
-        Ok(())
+        let Some(shown) = feed_event(recorded, &envelope)? else {
+            return Ok(None);
+        };
+        SseEvent::default()
+            .id(shown.position.to_string())
+            .json_data(&shown)
+            .map(Some)
+            .map_err(|e| Problem::internal(&e))
     }
 
     async fn token_works(&self) -> bool {
@@ -436,23 +588,34 @@ impl<A: Audience> Live<A> {
     }
 }
 
-/// An SSE response following the log after `after` for `audience`.
+/// An SSE response following the log after `after` for `audience`: the whole log, or only
+/// `only` (a stream's name) when the audience follows one stream.
 fn live(
     state: AppState,
     token_id: TokenId,
     after: Position,
+    only: Option<StreamId>,
     audience: impl Audience,
+    slot: StreamSlot,
 ) -> impl IntoResponse {
+    let source = match only {
+        Some(stream) => Source::One(StreamFeed::new(state.log.clone(), stream, after)),
+        None => Source::All(Subscription::new(state.log.clone(), after, FIRST_PAGE)),
+    };
     let live = Live {
-        feed: Subscription::new(state.log.clone(), after, LIVE_BATCH),
+        revoked: Some(state.revocations.subscribe()),
+        source,
         state,
         token_id,
         audience,
-        pending: VecDeque::new(),
+        page: VecDeque::new(),
+        page_len: FIRST_PAGE,
         checked: Instant::now(),
         ended: false,
+        _slot: slot,
     };
     let mut stopping = live.state.stopping.clone();
+    let keep_alive = live.state.settings.stream_keep_alive;
     let events = futures::stream::unfold(live, |mut live| async move {
         let event = live.next().await?;
         Some((Ok::<_, Infallible>(event), live))
@@ -461,7 +624,7 @@ fn live(
     .take_until(async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+    Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
 }
 
 /// Where a stream starts: after `Last-Event-ID` if the client sends it, else at the log's head.
@@ -533,19 +696,23 @@ async fn stream(
     caller.require_staff()?;
     let after = resume_point(&state, &headers).await?;
     let token_id = caller.token_id;
+    let slot = state.streams.open(token_id, None)?;
     let mut audience = Staff {
         caller,
         only: None,
         known: Known::new(false),
     };
+    let mut only = None;
     if let Some(id) = params.conversation.map(ConversationId) {
         let conversation = audience.known.load(&state.service, id).await?;
         if !staff_sees(&audience.caller, conversation) {
             return Err(Problem::not_found("no such conversation"));
         }
-        audience.only = Some(CommandService::stream::<Conversation>(id)?.to_string());
+        let stream = CommandService::stream::<Conversation>(id)?;
+        audience.only = Some(stream.to_string());
+        only = Some(stream);
     }
-    Ok(live(state, token_id, after, audience))
+    Ok(live(state, token_id, after, only, audience, slot))
 }
 
 /// Server-Sent Events of one of the visitor's own conversations: its public messages (sent,
@@ -564,21 +731,31 @@ async fn stream(
 async fn widget_stream(
     State(state): State<AppState>,
     caller: Caller,
+    ClientAddr(from): ClientAddr,
     headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, Problem> {
     let customer = caller.require_visitor()?;
     let after = resume_point(&state, &headers).await?;
     let id = ConversationId(id);
+    let stream = CommandService::stream::<Conversation>(id)?;
     let mut audience = Visitor {
         customer,
-        stream: CommandService::stream::<Conversation>(id)?.to_string(),
+        stream: stream.to_string(),
         known: Known::new(true),
     };
     if !widget::is_own(audience.known.load(&state.service, id).await?, customer) {
         return Err(Problem::not_found("no such conversation"));
     }
-    Ok(live(state, caller.token_id, after, audience))
+    let slot = state.streams.open(caller.token_id, from)?;
+    Ok(live(
+        state,
+        caller.token_id,
+        after,
+        Some(stream),
+        audience,
+        slot,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

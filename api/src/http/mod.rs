@@ -20,6 +20,7 @@ pub mod helpdesk;
 pub mod idempotency;
 pub mod live;
 pub mod ops;
+pub mod streams;
 pub mod tickets;
 pub mod tokens;
 pub mod views;
@@ -69,6 +70,10 @@ pub struct Shared {
     pub settings: Settings,
     /// The `Idempotency-Key` records shared by all nodes.
     pub idempotency: Arc<idempotency::IdempotencyStore>,
+    /// Open live streams per token (and per visitors' address).
+    pub streams: Arc<streams::StreamLimits>,
+    /// Token revocations, told to every open stream.
+    pub revocations: streams::Revocations,
     /// Turns `true` when the server begins to shut down: endless responses (live streams) end
     /// then, so that graceful shutdown does not wait for them forever.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -81,6 +86,8 @@ pub struct Settings {
     pub body_limit: usize,
     /// Longest a read waits for `?position=` before answering 503 `lagging`.
     pub read_wait: Duration,
+    /// How often a quiet live stream sends a keep-alive comment.
+    pub stream_keep_alive: Duration,
 }
 
 impl Default for Settings {
@@ -88,6 +95,7 @@ impl Default for Settings {
         Settings {
             body_limit: 1024 * 1024,
             read_wait: Duration::from_secs(5),
+            stream_keep_alive: Duration::from_secs(15),
         }
     }
 }

@@ -85,6 +85,12 @@ fn describe() {
         Unit::Seconds,
         "Time to answer an HTTP request, by method, route template and status class"
     );
+    metrics::describe_counter!(
+        "parley_connections_closed_total",
+        Unit::Count,
+        "Connections the server closed on a client that kept it waiting, by reason \
+         (header-read-timeout, keep-alive-timeout, send-timeout)"
+    );
     metrics::describe_histogram!(
         APPEND_DURATION,
         Unit::Seconds,

@@ -43,6 +43,33 @@ fn uuid_like() -> String {
 }
 
 impl TestApp {
+    /// Another server process's worth on the same database (PostgreSQL: another node), with
+    /// the same admin token.
+    pub async fn another_node(&self) -> TestApp {
+        let config = Config {
+            admin_token: Some(self.admin.clone()),
+            ..Config::for_tests(self.database_url.clone())
+        };
+        let app = Application::build(&config)
+            .await
+            .expect("the server starts");
+        let address = format!("http://{}", app.local_addr().expect("bound address"));
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.run_until(async move {
+            let _ = stop.await;
+        }));
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            admin: self.admin.clone(),
+            database_url: self.database_url.clone(),
+            shutdown: Some(shutdown),
+            served: Some(served),
+            _dir: None,
+            _db: None,
+        }
+    }
+
     /// Shuts the server down gracefully; `true` if it stopped within `within`.
     pub async fn shut_down(&mut self, within: std::time::Duration) -> bool {
         drop(self.shutdown.take());

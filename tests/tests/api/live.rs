@@ -40,6 +40,27 @@ impl EventStream {
             .expect("an event arrives in time")
     }
 
+    /// Waits until the server ends the stream, failing if an event arrives first.
+    pub async fn ends(&mut self, within: Duration) {
+        let end = async {
+            loop {
+                match self.response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        let text = String::from_utf8_lossy(&chunk);
+                        assert!(
+                            !text.contains("data:"),
+                            "an event arrived before the stream ended: {text}"
+                        );
+                    }
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        };
+        tokio::time::timeout(within, end)
+            .await
+            .expect("the stream ends in time");
+    }
+
     async fn read(&mut self) -> Value {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
@@ -77,7 +98,7 @@ impl EventStream {
 }
 
 /// Starts a widget conversation as `token`; its id and the position of its first message.
-async fn start_chat(app: &TestApp, token: &str, body: &str) -> (String, u64) {
+pub(crate) async fn start_chat(app: &TestApp, token: &str, body: &str) -> (String, u64) {
     let response = app
         .post_as(token, "/widget/v1/conversations", &json!({"body": body}))
         .await;
@@ -90,7 +111,7 @@ async fn start_chat(app: &TestApp, token: &str, body: &str) -> (String, u64) {
 }
 
 /// A visitor's message in conversation `id`; its position.
-async fn visitor_writes(app: &TestApp, token: &str, id: &str, body: &str) -> u64 {
+pub(crate) async fn visitor_writes(app: &TestApp, token: &str, id: &str, body: &str) -> u64 {
     let response = app
         .post_as(
             token,

@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 mod conversations;
 mod health;
 mod helpers;
+mod limits;
 mod live;
 mod ops;
 mod tickets;
