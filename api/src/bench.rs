@@ -43,6 +43,10 @@ pub enum BenchCommand {
     /// The server over HTTP: `--writers` keep-alive connections (default 64) post messages,
     /// then read inbox pages; `--events` requests of each kind.
     Http(BenchArgs),
+    /// What live streams whose clients never read cost: the server's memory and the p99 of
+    /// normal traffic (`--writers` agents, `--events` posts per phase) without and with
+    /// `--streams` stalled streams replaying a log of the largest messages.
+    Streams(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,6 +83,9 @@ pub struct BenchArgs {
     /// `rebuild` only: the read models to rebuild, comma-separated (default: all).
     #[arg(long)]
     pub only: Option<String>,
+    /// `streams` only: live streams that never read.
+    #[arg(long, default_value_t = 200)]
+    pub streams: usize,
     /// Print one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -107,6 +114,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Commands(args) => ("commands", args),
         BenchCommand::Rebuild(args) => ("rebuild", args),
         BenchCommand::Http(args) => ("http", args),
+        BenchCommand::Streams(args) => ("streams", args),
     };
     if args.events == 0 || args.writers == 0 {
         return Err(BenchError::Invalid(
@@ -118,6 +126,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Replay(args) => replay(args).await?,
         BenchCommand::Commands(args) => commands(args).await?,
         BenchCommand::Http(args) => crate::bench_http::http(args).await?,
+        BenchCommand::Streams(args) => crate::bench_streams::streams(args).await?,
         BenchCommand::Rebuild(args) => {
             let measure_only = args
                 .replay_only

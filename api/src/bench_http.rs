@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 const CONVERSATIONS_PER_CONNECTION: usize = 8;
 
 /// A running `parley serve` child, killed when dropped.
-struct Server {
-    child: tokio::process::Child,
-    base: String,
-    addr: std::net::SocketAddr,
-    admin: String,
+pub(crate) struct Server {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) base: String,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) admin: String,
 }
 
 impl Drop for Server {
@@ -37,7 +37,8 @@ impl Drop for Server {
 /// listener's backlog until it serves (after its admin token is loaded).
 const SERVING: &str = "parley is serving";
 
-async fn start_server(url: &str) -> Result<Server, BenchError> {
+/// Starts `parley serve` on `url`, with `extra` arguments.
+pub(crate) async fn start_server(url: &str, extra: &[&str]) -> Result<Server, BenchError> {
     use tokio::io::AsyncBufReadExt;
 
     // A free port: bind, read it, release it for the child.
@@ -49,6 +50,7 @@ async fn start_server(url: &str) -> Result<Server, BenchError> {
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .args(["--database-url", url, "--rate-limit", "0"])
+        .args(extra)
         .env("PARLEY_ADMIN_TOKEN", &admin)
         // Warnings, and the command line's own lines ("parley is serving").
         .env("PARLEY_LOG", "warn,parley_api::cli=info")
@@ -149,12 +151,12 @@ async fn health(server: &Server, client: &reqwest::Client) -> Result<Value, Benc
 }
 
 /// One connection's identity and conversations.
-struct Agent {
-    token: String,
-    conversations: Vec<String>,
+pub(crate) struct Agent {
+    pub(crate) token: String,
+    pub(crate) conversations: Vec<String>,
 }
 
-async fn expect(response: reqwest::Response, what: &str) -> Result<Value, BenchError> {
+pub(crate) async fn expect(response: reqwest::Response, what: &str) -> Result<Value, BenchError> {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     if !status.is_success() {
@@ -163,7 +165,7 @@ async fn expect(response: reqwest::Response, what: &str) -> Result<Value, BenchE
     serde_json::from_str(&body).map_err(|e| BenchError::Invalid(format!("{what}: {e}")))
 }
 
-async fn set_up(server: &Server, connections: usize) -> Result<Vec<Agent>, BenchError> {
+pub(crate) async fn set_up(server: &Server, connections: usize) -> Result<Vec<Agent>, BenchError> {
     let client = reqwest::Client::new();
     let mut agents = Vec::with_capacity(connections);
     for n in 0..connections {
@@ -214,21 +216,26 @@ async fn set_up(server: &Server, connections: usize) -> Result<Vec<Agent>, Bench
     Ok(agents)
 }
 
-fn http_error(error: reqwest::Error) -> BenchError {
+pub(crate) fn http_error(error: reqwest::Error) -> BenchError {
     BenchError::Invalid(format!("HTTP: {error}"))
 }
 
 /// What one phase measured.
-struct Phase {
-    latencies_us: Vec<u64>,
-    failures: u64,
-    elapsed: Duration,
+pub(crate) struct Phase {
+    pub(crate) latencies_us: Vec<u64>,
+    pub(crate) failures: u64,
+    pub(crate) elapsed: Duration,
 }
 
 impl Phase {
     /// The phase's figures; `server_cpu_secs` and `client_cpu_secs` are the CPU time the
     /// server and this process (the load generator) used for it.
-    fn report(mut self, name: &str, server_cpu_secs: f64, client_cpu_secs: f64) -> Value {
+    pub(crate) fn report(
+        mut self,
+        name: &str,
+        server_cpu_secs: f64,
+        client_cpu_secs: f64,
+    ) -> Value {
         let ok = self.latencies_us.len() as f64;
         json!({
             format!("{name}_requests"): self.latencies_us.len() as u64 + self.failures,
@@ -243,17 +250,17 @@ impl Phase {
 }
 
 /// A request of a measured phase: its method, path and JSON body (empty for a GET).
-struct Call {
-    method: hyper::Method,
-    path: String,
-    body: Bytes,
+pub(crate) struct Call {
+    pub(crate) method: hyper::Method,
+    pub(crate) path: String,
+    pub(crate) body: Bytes,
 }
 
 /// Runs `requests` requests spread over one task per agent; `call(agent, n)` gives the n-th
 /// request of an agent. Each task drives one keep-alive HTTP/1.1 connection through hyper's
 /// connection API, with the agent's headers built once: the load generator shares the two
 /// cores with the server, so it should cost as little as a dedicated tool (wrk, oha) would.
-async fn phase<F>(
+pub(crate) async fn phase<F>(
     server: &Server,
     agents: &[Agent],
     requests: u64,
@@ -357,7 +364,7 @@ fn header_error(error: axum::http::header::InvalidHeaderValue) -> BenchError {
 pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
     let connections = args.writers as usize;
     let store = Store::fresh(args).await?;
-    let server = start_server(store.url()).await?;
+    let server = start_server(store.url(), &[]).await?;
     let agents = set_up(&server, connections).await?;
     let pid = server
         .child

@@ -17,6 +17,7 @@ pub mod app;
 pub mod bench;
 mod bench_http;
 mod bench_rebuild;
+mod bench_streams;
 pub mod cli;
 pub mod config;
 pub mod http;

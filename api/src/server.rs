@@ -55,7 +55,7 @@ impl Default for ConnectionLimits {
 
 /// The most a connection buffers for writing (and for reading a request's head) before it
 /// waits for its socket.
-pub const WRITE_BUFFER: usize = 64 * 1024;
+pub const WRITE_BUFFER: usize = 16 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the requests in
 /// flight (live streams end on their own when the server stops).

@@ -161,3 +161,32 @@ fn bench_http_posts_messages_and_reads_inboxes_through_the_real_server() {
         ],
     );
 }
+
+#[test]
+fn bench_streams_holds_stalled_streams_beside_normal_traffic() {
+    let report = bench(&[
+        "streams",
+        "--events",
+        "200",
+        "--writers",
+        "2",
+        "--streams",
+        "12",
+    ]);
+    assert_eq!(report["stalled_streams"], 12);
+    assert_eq!(report["large_messages_in_log"], 600);
+    for phase in ["baseline", "with_streams", "after"] {
+        assert_eq!(report[format!("{phase}_failures")], 0, "{phase}");
+    }
+    assert_positive(
+        &report,
+        &[
+            "baseline_p99_ms",
+            "with_streams_p99_ms",
+            "after_p99_ms",
+            "baseline_server_rss_mb",
+            "with_streams_server_rss_mb",
+            "server_peak_rss_mb",
+        ],
+    );
+}

@@ -82,6 +82,23 @@ pub trait EventLog: Send + Sync + 'static {
     async fn read_all(&self, after: Position, limit: usize)
     -> Result<Vec<RecordedEvent>, LogError>;
 
+    /// Like [`EventLog::read_all`], but the page also ends once the payloads read reach
+    /// `max_bytes` (it holds at least one event): a reader that keeps a page in memory, and may
+    /// meet events of up to a megabyte, keeps a bounded amount whatever the events are.
+    async fn read_all_bounded(
+        &self,
+        after: Position,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut events = self.read_all(after, limit).await?;
+        events.truncate(bounded_len(
+            events.iter().map(|e| e.payload.len()),
+            max_bytes,
+        ));
+        Ok(events)
+    }
+
     /// The position of the last event in the log (`Position::START` if empty).
     async fn head(&self) -> Result<Position, LogError>;
 
@@ -109,6 +126,21 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Stops the writer after the appends already queued. Further appends fail with `Closed`.
     async fn close(&self);
+}
+
+/// How many of the events whose payloads are `sizes` (in order) fit in `max_bytes`: those
+/// before the one that reaches it, and that one too (so at least one).
+pub(crate) fn bounded_len(sizes: impl Iterator<Item = usize>, max_bytes: usize) -> usize {
+    let mut total = 0;
+    let mut count = 0;
+    for size in sizes {
+        count += 1;
+        total += size;
+        if total >= max_bytes {
+            break;
+        }
+    }
+    count
 }
 
 /// Durability of a commit on SQLite (`PRAGMA synchronous`). PostgreSQL follows its own

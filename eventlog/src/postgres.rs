@@ -270,6 +270,30 @@ impl EventLog for PostgresLog {
         rows.iter().map(read_envelope).collect()
     }
 
+    async fn read_all_bounded(
+        &self,
+        after: Position,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        // The page is cut on the server: rows past the budget are never sent (their payloads'
+        // sizes come from their TOAST headers, without reading them).
+        let rows = sqlx::query(concat!(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, ",
+            "recorded_at, metadata, payload FROM (",
+            "SELECT *, SUM(octet_length(payload)) OVER (ORDER BY position) ",
+            "- octet_length(payload) AS before FROM (",
+            "SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2) AS page",
+            ") AS sized WHERE before < $3 ORDER BY position"
+        ))
+        .bind(signed(after.0))
+        .bind(limit.min(MAX_READ_BATCH) as i64)
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read_envelope).collect()
+    }
+
     async fn head(&self) -> Result<Position, LogError> {
         let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
             .fetch_one(&self.pool)

@@ -213,6 +213,32 @@ impl EventLog for SqliteLog {
             .await
     }
 
+    async fn read_all_bounded(
+        &self,
+        after: Position,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let limit = limit.min(MAX_READ_BATCH) as i64;
+        self.readers
+            .run(move |conn| {
+                let mut statement = conn.prepare_cached(select_events!(
+                    "WHERE position > ?1 ORDER BY position LIMIT ?2"
+                ))?;
+                let mut rows = statement.query(params![signed(after.0), limit])?;
+                let (mut events, mut bytes) = (Vec::new(), 0);
+                while bytes < max_bytes
+                    && let Some(row) = rows.next()?
+                {
+                    let event = read_envelope(row)?;
+                    bytes += event.payload.len();
+                    events.push(event);
+                }
+                Ok(events)
+            })
+            .await
+    }
+
     async fn head(&self) -> Result<Position, LogError> {
         self.readers
             .run_small(|conn| {

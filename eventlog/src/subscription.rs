@@ -13,6 +13,8 @@ pub struct Subscription {
     log: Arc<dyn EventLog>,
     after: Position,
     batch: usize,
+    /// Each batch ends once its payloads reach this many bytes.
+    max_bytes: usize,
     head: watch::Receiver<Position>,
 }
 
@@ -25,13 +27,15 @@ impl Subscription {
             log,
             after,
             batch: batch.clamp(1, MAX_READ_BATCH),
+            max_bytes: usize::MAX,
             head,
         }
     }
 
-    /// Reads up to `batch` events at a time from now on.
-    pub fn set_batch(&mut self, batch: usize) {
-        self.batch = batch.clamp(1, MAX_READ_BATCH);
+    /// Ends each batch once its payloads reach `max_bytes` (a batch holds one event at least).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
     }
 
     /// The position of the last event returned (or the starting position).
@@ -45,7 +49,13 @@ impl Subscription {
         loop {
             let known = *self.head.borrow_and_update();
             if known > self.after {
-                let events = self.log.read_all(self.after, self.batch).await?;
+                let events = if self.max_bytes == usize::MAX {
+                    self.log.read_all(self.after, self.batch).await?
+                } else {
+                    self.log
+                        .read_all_bounded(self.after, self.batch, self.max_bytes)
+                        .await?
+                };
                 if let Some(last) = events.last() {
                     self.after = last.position;
                     return Ok(events);

@@ -30,6 +30,9 @@ const LIVE_BATCH: usize = 2_000;
 const LINGER_FROM: usize = 32;
 /// Decoded stretches of new events kept for the read models that have yet to apply them.
 const LIVE_STRETCHES_KEPT: usize = 8;
+/// A stretch also ends once its events' payloads reach this many bytes, so that what is kept
+/// stays bounded when the events are large (messages of 80 KB): 8 stretches of 4 MiB at most.
+const LIVE_STRETCH_BYTES: usize = 4 * 1024 * 1024;
 /// Events per read while rebuilding.
 const REBUILD_BATCH: usize = 10_000;
 /// Events per transaction while rebuilding (memory stays bounded by this).
@@ -338,7 +341,9 @@ impl LiveFeed {
     }
 
     async fn read(&self, after: i64) -> Result<Vec<RecordedEvent>, LogError> {
-        self.log.read_all(Position(after as u64), LIVE_BATCH).await
+        self.log
+            .read_all_bounded(Position(after as u64), LIVE_BATCH, LIVE_STRETCH_BYTES)
+            .await
     }
 
     /// `events` (read after `after`) decoded for `projection` alone.

@@ -69,7 +69,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// How often a live stream checks that its token still works (and at most how long a revoked
 /// token keeps receiving events).
 const TOKEN_RECHECK: Duration = Duration::from_secs(30);
-/// Events a live stream reads from the log at a time.
+/// Events a live stream following the whole log reads at a time, at most.
 const LIVE_BATCH: usize = 500;
 /// Conversations a live stream remembers; it forgets them all beyond, and loads them again.
 const KNOWN_CONVERSATIONS: usize = 4_096;
@@ -361,13 +361,10 @@ enum Source {
 }
 
 impl Source {
-    async fn next_batch(&mut self, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, LogError> {
         match self {
-            Source::All(feed) => {
-                feed.set_batch(limit);
-                feed.next_batch().await
-            }
-            Source::One(feed) => feed.next_batch(limit).await,
+            Source::All(feed) => feed.next_batch().await,
+            Source::One(feed) => feed.next_batch().await,
         }
     }
 }
@@ -395,7 +392,8 @@ impl StreamFeed {
         }
     }
 
-    async fn next_batch(&mut self, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, LogError> {
+        let limit = STREAM_PAGE;
         loop {
             let known = *self.head.borrow_and_update();
             if known > self.after {
@@ -428,18 +426,12 @@ impl StreamFeed {
     }
 }
 
-/// The events a live stream reads from the log at once, at first: a few, since they may be
-/// large (a message may hold 20,000 characters).
-const FIRST_PAGE: usize = 4;
-/// The bytes of stored events a live stream holds at once, about: each page read is sized from
-/// the largest event of the page before (between 1 and [`LIVE_BATCH`] events).
-const PAGE_BYTES: usize = 256 * 1024;
-
-/// How many events the next page may hold, after a page whose largest event took `largest`
-/// bytes.
-fn next_page_len(largest: usize) -> usize {
-    (PAGE_BYTES / largest.max(1)).clamp(1, LIVE_BATCH)
-}
+/// The payload bytes a live stream following the whole log reads at once, at most (a page
+/// holds up to [`LIVE_BATCH`] events, and ends once its payloads reach this).
+const PAGE_BYTES: usize = 16 * 1024;
+/// The events a stream following one conversation reads at once: a few, since each may be
+/// large (a message holds up to 20,000 characters, 80 KB).
+const STREAM_PAGE: usize = 4;
 
 /// One live stream's state between two SSE events. It reads the log only when the client has
 /// taken what was read before: the response body asks for the next event only when the
@@ -452,7 +444,6 @@ struct Live<A> {
     audience: A,
     /// Read from the log, not yet looked at.
     page: VecDeque<RecordedEvent>,
-    page_len: usize,
     /// Revocations as they are applied; `None` once the server stops telling them.
     revoked: Option<broadcast::Receiver<TokenId>>,
     checked: Instant,
@@ -491,7 +482,7 @@ impl<A: Audience> Live<A> {
                     None => std::future::pending().await,
                 }
             };
-            let read = tokio::time::timeout(TOKEN_RECHECK, source.next_batch(self.page_len));
+            let read = tokio::time::timeout(TOKEN_RECHECK, source.next_batch());
             let woken = tokio::select! {
                 told = told => Ok(told),
                 read = read => Err(read),
@@ -511,11 +502,7 @@ impl<A: Audience> Live<A> {
                     tracing::warn!(%error, "a live stream ends: the log cannot be read");
                     return None;
                 }
-                Err(Ok(Ok(batch))) => {
-                    let largest = batch.iter().map(|e| e.payload.len()).max();
-                    self.page_len = next_page_len(largest.unwrap_or(0) + 512);
-                    self.page = batch.into();
-                }
+                Err(Ok(Ok(batch))) => self.page = batch.into(),
             }
         }
     }
@@ -600,7 +587,9 @@ fn live(
 ) -> impl IntoResponse {
     let source = match only {
         Some(stream) => Source::One(StreamFeed::new(state.log.clone(), stream, after)),
-        None => Source::All(Subscription::new(state.log.clone(), after, FIRST_PAGE)),
+        None => Source::All(
+            Subscription::new(state.log.clone(), after, LIVE_BATCH).with_max_bytes(PAGE_BYTES),
+        ),
     };
     let live = Live {
         revoked: Some(state.revocations.subscribe()),
@@ -609,7 +598,6 @@ fn live(
         token_id,
         audience,
         page: VecDeque::new(),
-        page_len: FIRST_PAGE,
         checked: Instant::now(),
         ended: false,
         _slot: slot,
