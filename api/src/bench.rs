@@ -737,11 +737,16 @@ pub(crate) fn cpu_secs_of(pid: &str) -> f64 {
 
 /// Peak resident memory of process `pid` (`self` for this one), in MiB; 0 if unknown.
 pub(crate) fn peak_rss_mb_of(pid: &str) -> f64 {
+    round2(memory_mb_of(pid, "VmHWM:"))
+}
+
+/// One memory figure of `/proc/<pid>/status` (`VmHWM:`, `VmRSS:`…), in MiB; 0 if unknown.
+pub(crate) fn memory_mb_of(pid: &str, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
-    round2(kib / 1024.0)
+    kib / 1024.0
 }

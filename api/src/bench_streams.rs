@@ -18,7 +18,7 @@
 //! within twice the baseline's.
 
 use crate::bench::{
-    BenchArgs, BenchError, Store, backend_name, cpu_secs_of, peak_rss_mb_of, round2,
+    BenchArgs, BenchError, Store, backend_name, cpu_secs_of, memory_mb_of, peak_rss_mb_of, round2,
 };
 use crate::bench_http::{Agent, Call, Server, expect, http_error, phase, set_up, start_server};
 use hyper::body::Bytes;
@@ -38,17 +38,6 @@ const LARGE_MESSAGES: usize = 600;
 /// One request in this many posts the largest message.
 const LARGE_EVERY: u64 = 10;
 
-/// The server's resident memory now, in MiB (0 if unknown).
-fn rss_mb_of(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 /// Samples the server's resident memory every 50 ms until dropped; the largest sample, in KiB.
 struct Sampler {
     largest_kib: Arc<AtomicU64>,
@@ -64,7 +53,7 @@ impl Sampler {
                 let mut every = tokio::time::interval(Duration::from_millis(50));
                 loop {
                     every.tick().await;
-                    let kib = (rss_mb_of(&pid) * 1024.0) as u64;
+                    let kib = (memory_mb_of(&pid, "VmRSS:") * 1024.0) as u64;
                     largest_kib.fetch_max(kib, Ordering::Relaxed);
                 }
             })

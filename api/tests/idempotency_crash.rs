@@ -9,9 +9,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
 const CLIENTS: usize = 32;
@@ -20,52 +17,11 @@ const CONVERSATIONS: usize = 8;
 const ACKED_BEFORE_KILL: usize = 300;
 const ROUNDS: usize = 2;
 
-struct Server {
-    child: Child,
-    base: String,
-}
+mod process;
+use process::ServerProcess as Server;
 
-impl Server {
-    async fn start(url: &str, admin: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", url, "--rate-limit", "0"])
-            .env("PARLEY_ADMIN_TOKEN", admin)
-            .env("PARLEY_LOG", "warn,parley_api::cli=info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("parley serve starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let serving = async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("parley is serving") {
-                    return;
-                }
-            }
-            panic!("the server exited before serving");
-        };
-        tokio::time::timeout(Duration::from_secs(60), serving)
-            .await
-            .expect("serving within a minute");
-        // The rest of its log is read and dropped, so that the pipe never fills.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn kill(mut self) {
-        self.child.start_kill().unwrap();
-        self.child.wait().await.unwrap();
-    }
+async fn start(url: &str, admin: &str) -> Server {
+    Server::start(url, Some(admin), &["--rate-limit", "0"]).await
 }
 
 /// One keyed request a client sends, and its body's marker (unique in the whole log).
@@ -140,7 +96,7 @@ async fn messages_in_the_log(base: &str, admin: &str) -> HashMap<String, usize> 
 async fn retries_after_a_crash_act_once(url: &str) {
     let admin = format!("parley_crash_admin_{}", uuid::Uuid::new_v4().simple());
     let client = reqwest::Client::new();
-    let mut server = Server::start(url, &admin).await;
+    let mut server = start(url, &admin).await;
 
     // Agents, and customers with a conversation each.
     let mut agents = Vec::new();
@@ -238,7 +194,7 @@ async fn retries_after_a_crash_act_once(url: &str) {
             "every client had a request in flight"
         );
 
-        server = Server::start(url, &admin).await;
+        server = start(url, &admin).await;
         // Every request in doubt is retried with its key, at once: no marker to wait for.
         for request in in_doubt {
             let (status, body) = send(&client, &server.base, &request)

@@ -50,24 +50,7 @@ impl TestApp {
             admin_token: Some(self.admin.clone()),
             ..Config::for_tests(self.database_url.clone())
         };
-        let app = Application::build(&config)
-            .await
-            .expect("the server starts");
-        let address = format!("http://{}", app.local_addr().expect("bound address"));
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(app.run_until(async move {
-            let _ = stop.await;
-        }));
-        TestApp {
-            address,
-            client: reqwest::Client::new(),
-            admin: self.admin.clone(),
-            database_url: self.database_url.clone(),
-            shutdown: Some(shutdown),
-            served: Some(served),
-            _dir: None,
-            _db: None,
-        }
+        serve(config, self.admin.clone(), None, None).await
     }
 
     /// Shuts the server down gracefully; `true` if it stopped within `within`.
@@ -176,7 +159,16 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         ..Config::for_tests(url)
     };
     adjust(&mut config);
-    let database_url = config.database_url.clone();
+    Some(serve(config, admin, dir, db).await)
+}
+
+/// Starts a server with `config`, keeping what keeps its database alive.
+async fn serve(
+    config: Config,
+    admin: String,
+    dir: Option<tempfile::TempDir>,
+    db: Option<ScratchDatabase>,
+) -> TestApp {
     let app = Application::build(&config)
         .await
         .expect("the server starts");
@@ -185,16 +177,16 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let served = tokio::spawn(app.run_until(async move {
         let _ = stop.await;
     }));
-    Some(TestApp {
+    TestApp {
         address,
         client: reqwest::Client::new(),
         admin,
-        database_url,
+        database_url: config.database_url,
         shutdown: Some(shutdown),
         served: Some(served),
         _dir: dir,
         _db: db,
-    })
+    }
 }
 
 impl TestApp {
