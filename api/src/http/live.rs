@@ -674,7 +674,8 @@ pub struct StreamParams {
                               `id:` the event's position, `data:` the event as a `FeedEvent` \
                               JSON object"),
               (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 429, body = Problem, description = "The token (or the visitors' address) holds the most open streams allowed")))]
 async fn stream(
     State(state): State<AppState>,
     caller: Caller,
@@ -715,7 +716,8 @@ async fn stream(
                               `id:` the event's position, `data:` the event as a `FeedEvent` \
                               JSON object"),
               (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 429, body = Problem, description = "The token (or the visitors' address) holds the most open streams allowed")))]
 async fn widget_stream(
     State(state): State<AppState>,
     caller: Caller,
