@@ -387,6 +387,10 @@ impl CommandService {
                     fresh = true;
                     continue;
                 }
+                // The same request on another node may have acted meanwhile.
+                if let Some(done) = self.appended_before(stream, &ids).await? {
+                    return Ok(done);
+                }
                 return Err(refused);
             }
             if let Some(expected) = if_version.filter(|expected| *expected != version) {
@@ -394,6 +398,9 @@ impl CommandService {
                     // The cached version may be stale: only the log's answers.
                     fresh = true;
                     continue;
+                }
+                if let Some(done) = self.appended_before(stream, &ids).await? {
+                    return Ok(done);
                 }
                 return Err(ServiceError::VersionMismatch {
                     expected,
@@ -408,8 +415,15 @@ impl CommandService {
                     fresh = true;
                     continue;
                 }
-                Ok(_) => return Ok(Executed::unchanged(version, position)),
-                Err(error) => return Err(ServiceError::from(error).into()),
+                decided => {
+                    if let Some(done) = self.appended_before(stream, &ids).await? {
+                        return Ok(done);
+                    }
+                    return match decided {
+                        Ok(_) => Ok(Executed::unchanged(version, position)),
+                        Err(error) => Err(ServiceError::from(error).into()),
+                    };
+                }
             };
             let count = events.len();
             let new_events = events
@@ -432,7 +446,7 @@ impl CommandService {
                 // The log stored these ids before (the same request, retried on another node
                 // at the same moment) and answered that append: its events may have been
                 // decided on other state, so the state here is not cached.
-                Ok(result) if result.stream_version.0 != version.0 + count as u64 => {
+                Ok(result) if result.replayed => {
                     self.cache.forget(stream);
                     return Ok(Executed {
                         stream_version: result.stream_version,

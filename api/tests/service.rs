@@ -226,7 +226,85 @@ async fn a_cached_aggregate_never_decides_on_stale_state(log: Arc<dyn EventLog>)
     assert_eq!(state.status, parley_domain::conversation::Status::Open);
 }
 
+/// A keyed request run again (its node died before answering) on a fresh service, as after a
+/// restart: each command its first attempt appended is answered as it was, nothing is appended
+/// again, and what the first attempt did not reach is done now.
+async fn a_keyed_request_run_again_acts_only_where_the_first_attempt_did_not(
+    log: Arc<dyn EventLog>,
+) {
+    use parley_api::ids::{IdSource, new_id};
+    let customer = CustomerId(Uuid::from_u128(0xc1));
+    let source = || IdSource::new("scope", "retry-key", 1_700_000_000_000_000);
+    let first_service = CommandService::new(log.clone());
+    // The first attempt starts the conversation and sends one message, then dies.
+    let (stream, first) = source()
+        .scope(async {
+            let id = ConversationId(new_id("conversation"));
+            let stream =
+                start_conversation(&first_service, id, customer, Channel::Widget, "Help").await;
+            let message = MessageId(new_id("message"));
+            let sent = send_public(
+                &first_service,
+                &stream,
+                message,
+                Actor::Customer(customer),
+                "Hello".into(),
+            )
+            .await;
+            (stream, sent)
+        })
+        .await;
+    let head = log.head().await.unwrap();
+
+    // The retry, on a fresh service: the same ids, the same answers, nothing appended; then
+    // the step the first attempt never reached.
+    let retry_service = CommandService::new(log.clone());
+    let (again, second) = source()
+        .scope(async {
+            let id = ConversationId(new_id("conversation"));
+            let stream =
+                start_conversation(&retry_service, id, customer, Channel::Widget, "Help").await;
+            let message = MessageId(new_id("message"));
+            let again = send_public(
+                &retry_service,
+                &stream,
+                message,
+                Actor::Customer(customer),
+                "Hello".into(),
+            )
+            .await;
+            let message = MessageId(new_id("message"));
+            let second = send_public(
+                &retry_service,
+                &stream,
+                message,
+                Actor::Customer(customer),
+                "More".into(),
+            )
+            .await;
+            (again, second)
+        })
+        .await;
+    assert!(again.replayed);
+    assert_eq!(
+        (again.stream_version, again.position),
+        (first.stream_version, first.position)
+    );
+    assert!(!second.replayed);
+    assert_eq!(
+        second.position.0,
+        head.0 + 1,
+        "only the new message was appended"
+    );
+    let stored = log
+        .read_stream(&stream, parley_eventlog::StreamVersion::NONE, 100)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3, "started, Hello, More: {stored:?}");
+}
+
 on_both_backends!(
     twenty_agents_on_one_conversation,
     a_cached_aggregate_never_decides_on_stale_state,
+    a_keyed_request_run_again_acts_only_where_the_first_attempt_did_not,
 );

@@ -205,6 +205,7 @@ fn original_result(
     Some(AppendResult {
         stream_version: StreamVersion(last_version),
         positions,
+        replayed: true,
     })
 }
 
@@ -231,7 +232,10 @@ pub(crate) fn results(
         let result = match decision {
             Decision::Done(result) => result,
             Decision::SameAs(earlier) => match &out[earlier] {
-                Ok(result) => Ok(result.clone()),
+                Ok(result) => Ok(AppendResult {
+                    replayed: true,
+                    ..result.clone()
+                }),
                 // Only written requests are retried within a batch, and those succeed.
                 Err(_) => Err(LogError::Corrupt {
                     position: Position::START,
@@ -254,6 +258,7 @@ pub(crate) fn results(
                 Ok(AppendResult {
                     stream_version: StreamVersion(version),
                     positions: list,
+                    replayed: false,
                 })
             }
         };

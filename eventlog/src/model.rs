@@ -205,6 +205,9 @@ pub struct AppendResult {
     pub stream_version: StreamVersion,
     /// The global position of each appended event, in the order given.
     pub positions: Vec<Position>,
+    /// Nothing was written: these events were stored by an earlier append with the same event
+    /// ids (a retry), and this is its result.
+    pub replayed: bool,
 }
 
 impl AppendResult {

@@ -94,6 +94,7 @@ pub(crate) fn append_of(
     let mut result = AppendResult {
         stream_version: StreamVersion::NONE,
         positions: Vec::with_capacity(rows.len()),
+        replayed: true,
     };
     for (_, version, position) in rows {
         result.stream_version = StreamVersion(unsigned(version, "version")?);

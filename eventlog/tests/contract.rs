@@ -172,7 +172,9 @@ async fn a_retried_append_returns_the_original_result_and_writes_nothing(log: Ar
         .append(&s, ExpectedVersion::NoStream, events.clone())
         .await
         .unwrap();
-    assert_eq!(retried, original);
+    assert_eq!(retried.stream_version, original.stream_version);
+    assert_eq!(retried.positions, original.positions);
+    assert!(retried.replayed && !original.replayed);
     let stored = log.read_stream(&s, StreamVersion::NONE, 100).await.unwrap();
     assert_eq!(stored.len(), 3, "nothing is written twice");
 
@@ -210,7 +212,8 @@ async fn an_append_is_found_by_any_of_its_event_ids(log: Arc<dyn EventLog>) {
     for id in ids {
         let (found_in, found) = log.find_append(id).await.unwrap().expect("found");
         assert_eq!(found_in, s);
-        assert_eq!(found, original, "the whole append, as it was answered");
+        assert_eq!(found.stream_version, original.stream_version);
+        assert_eq!(found.positions, original.positions, "the whole append");
     }
     assert!(log.find_append(Uuid::new_v4()).await.unwrap().is_none());
 }

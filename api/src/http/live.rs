@@ -382,12 +382,25 @@ struct StreamFeed {
 }
 
 impl StreamFeed {
-    fn new(log: Arc<dyn EventLog>, stream: StreamId, after: Position) -> StreamFeed {
+    /// Follows `stream` after position `after`; `known` is a version of the stream and the
+    /// position of its event, as loaded when the stream was opened: when it is not past
+    /// `after`, the stream's events up to it need not be read again.
+    fn new(
+        log: Arc<dyn EventLog>,
+        stream: StreamId,
+        after: Position,
+        known: (StreamVersion, Position),
+    ) -> StreamFeed {
+        let (known_version, known_position) = known;
         StreamFeed {
             head: log.watch_head(),
             log,
             stream,
-            version: StreamVersion::NONE,
+            version: if known_position <= after {
+                known_version
+            } else {
+                StreamVersion::NONE
+            },
             after,
         }
     }
@@ -576,17 +589,22 @@ impl<A: Audience> Live<A> {
 }
 
 /// An SSE response following the log after `after` for `audience`: the whole log, or only
-/// `only` (a stream's name) when the audience follows one stream.
+/// one stream when the audience follows one (with its version and position as last loaded).
 fn live(
     state: AppState,
     token_id: TokenId,
     after: Position,
-    only: Option<StreamId>,
+    only: Option<(StreamId, StreamVersion, Position)>,
     audience: impl Audience,
     slot: StreamSlot,
 ) -> impl IntoResponse {
     let source = match only {
-        Some(stream) => Source::One(StreamFeed::new(state.log.clone(), stream, after)),
+        Some((stream, version, position)) => Source::One(StreamFeed::new(
+            state.log.clone(),
+            stream,
+            after,
+            (version, position),
+        )),
         None => Source::All(
             Subscription::new(state.log.clone(), after, LIVE_BATCH).with_max_bytes(PAGE_BYTES),
         ),
@@ -698,8 +716,9 @@ async fn stream(
             return Err(Problem::not_found("no such conversation"));
         }
         let stream = CommandService::stream::<Conversation>(id)?;
+        let (_, version, position) = state.service.load::<Conversation>(&stream).await?;
         audience.only = Some(stream.to_string());
-        only = Some(stream);
+        only = Some((stream, version, position));
     }
     Ok(live(state, token_id, after, only, audience, slot))
 }
@@ -738,14 +757,9 @@ async fn widget_stream(
         return Err(Problem::not_found("no such conversation"));
     }
     let slot = state.streams.open(caller.token_id, from)?;
-    Ok(live(
-        state,
-        caller.token_id,
-        after,
-        Some(stream),
-        audience,
-        slot,
-    ))
+    let (_, version, position) = state.service.load::<Conversation>(&stream).await?;
+    let only = Some((stream, version, position));
+    Ok(live(state, caller.token_id, after, only, audience, slot))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -131,7 +131,8 @@ impl Revocations {
                 return;
             }
         };
-        let mut feed = Subscription::new(log, head, 1_000);
+        // Pages of small events by the thousand, of large ones a few: memory stays bounded.
+        let mut feed = Subscription::new(log, head, 1_000).with_max_bytes(256 * 1024);
         loop {
             match feed.next_batch().await {
                 Ok(batch) => {
