@@ -56,6 +56,20 @@ impl IdSource {
         SOURCE.scope(Arc::new(self), work).await
     }
 
+    /// The id the next draw of `kind` would give, without drawing it.
+    fn peek(&self, kind: &str) -> Uuid {
+        let n = self
+            .drawn
+            .lock()
+            .map(|drawn| drawn.get(kind).copied().unwrap_or(0) + 1)
+            .unwrap_or(0);
+        derive(
+            &self.seed,
+            self.millis,
+            &[kind.as_bytes(), &n.to_be_bytes()],
+        )
+    }
+
     /// The next id of `kind`.
     fn draw(&self, kind: &str) -> Uuid {
         let n = match self.drawn.lock() {
@@ -112,6 +126,17 @@ impl EventIds {
         SOURCE
             .try_with(|source| EventIds::Derived {
                 command: source.draw(stream.as_str()),
+                millis: source.millis,
+            })
+            .unwrap_or(EventIds::Fresh)
+    }
+
+    /// The ids the next command of this request on `stream` will take, without taking them:
+    /// to ask whether an earlier attempt of the request already appended it.
+    pub fn peek(stream: &StreamId) -> EventIds {
+        SOURCE
+            .try_with(|source| EventIds::Derived {
+                command: source.peek(stream.as_str()),
                 millis: source.millis,
             })
             .unwrap_or(EventIds::Fresh)

@@ -285,6 +285,17 @@ impl CommandService {
         Ok((state, version, position))
     }
 
+    /// Whether an earlier attempt of this request (same `Idempotency-Key`) already appended the
+    /// next command it will run on `stream`: a handler that checks the state before its first
+    /// command skips those checks then, since the state already holds what it did. Always
+    /// `false` outside a keyed request.
+    pub async fn acted_before(&self, stream: &StreamId) -> Result<bool, ServiceError> {
+        Ok(self
+            .appended_before(stream, &EventIds::peek(stream))
+            .await?
+            .is_some())
+    }
+
     /// What an earlier attempt of this request appended for this command, if it did: only
     /// commands of a keyed request have ids to look for (see [`crate::ids`]).
     async fn appended_before(

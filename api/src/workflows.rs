@@ -128,7 +128,13 @@ impl CommandService {
         let (Some(kind), Some(channel)) = (original.kind, original.channel) else {
             return Err(DomainError::ConversationNotFound.into());
         };
+        // A retry whose first attempt started the new conversation checked the message then
+        // (it may have been deleted since).
+        let resumed = self
+            .acted_before(&Self::stream::<Conversation>(new_conversation_id)?)
+            .await?;
         match original.messages.get(&message_id) {
+            _ if resumed => {}
             None => return Err(DomainError::MessageNotFound(message_id).into()),
             Some(message) if message.deleted => {
                 return Err(DomainError::MessageDeleted(message_id).into());
@@ -272,14 +278,17 @@ impl CommandService {
             return Err(DomainError::MergeIntoSelf.into());
         }
         let survivor_stream = Self::stream::<Customer>(survivor)?;
-        let (target, _, _) = self.load::<Customer>(&survivor_stream).await?;
-        if target.id.is_none() {
-            return Err(DomainError::CustomerNotFound.into());
-        }
-        if let Some(further) = target.merged_into {
-            return Err(DomainError::CustomerMerged(further).into());
-        }
         let merged_stream = Self::stream::<Customer>(merged)?;
+        // A retry whose first attempt made the first step checked the survivor then.
+        if !self.acted_before(&merged_stream).await? {
+            let (target, _, _) = self.load::<Customer>(&survivor_stream).await?;
+            if target.id.is_none() {
+                return Err(DomainError::CustomerNotFound.into());
+            }
+            if let Some(further) = target.merged_into {
+                return Err(DomainError::CustomerMerged(further).into());
+            }
+        }
         let (source, _, _) = self.load::<Customer>(&merged_stream).await?;
         match self
             .execute::<Customer>(

@@ -261,6 +261,8 @@ async fn a_keyed_request_run_again_acts_only_where_the_first_attempt_did_not(
     let retry_service = CommandService::new(log.clone());
     let (again, second) = source()
         .scope(async {
+            // Handlers that check the state before their first command ask this first.
+            assert!(retry_service.acted_before(&stream).await.unwrap());
             let id = ConversationId(new_id("conversation"));
             let stream =
                 start_conversation(&retry_service, id, customer, Channel::Widget, "Help").await;
@@ -285,6 +287,10 @@ async fn a_keyed_request_run_again_acts_only_where_the_first_attempt_did_not(
             (again, second)
         })
         .await;
+    assert!(
+        !retry_service.acted_before(&stream).await.unwrap(),
+        "outside the request"
+    );
     assert!(again.replayed);
     assert_eq!(
         (again.stream_version, again.position),

@@ -791,9 +791,13 @@ async fn start(
             .fold(blank, Conversation::evolve)
             .decide(ConversationCommand::SendMessage(first.clone()))?;
     }
-    check_customers(&state, &start.customers).await?;
-
     let stream = CommandService::stream::<Conversation>(conversation_id)?;
+    // A retry whose first attempt started the conversation already: its customers were
+    // checked then (one may have been merged since).
+    if !state.service.acted_before(&stream).await? {
+        check_customers(&state, &start.customers).await?;
+    }
+
     let metadata = caller.metadata();
     let (started, resumed) = match state
         .service

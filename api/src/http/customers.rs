@@ -330,7 +330,10 @@ async fn merge_customer(
     let merged_stream = customer_stream(customer_id)?;
     let survivor_stream = customer_stream(merge.into)?;
     let (_, merged_before, _) = existing(&state, &merged_stream).await?;
-    check_version(if_match, merged_before)?;
+    // A retry whose first attempt merged already: its `If-Match` was checked then.
+    if !state.service.acted_before(&merged_stream).await? {
+        check_version(if_match, merged_before)?;
+    }
     let (_, survivor_before, _) = existing(&state, &survivor_stream).await?;
     state
         .service
@@ -370,7 +373,9 @@ async fn unmerge_customer(
     caller.require_staff()?;
     let merged_stream = customer_stream(customer_id)?;
     let (merged, merged_before, _) = existing(&state, &merged_stream).await?;
-    check_version(if_match, merged_before)?;
+    if !state.service.acted_before(&merged_stream).await? {
+        check_version(if_match, merged_before)?;
+    }
     let survivor = merged
         .merged_into
         .or(merged.unmerged_from)
