@@ -8,8 +8,8 @@
 //! - [`http`]: the routes, authentication and roles, live streams and the OpenAPI document;
 //! - [`token_cli`]: `parley token create`;
 //! - [`problem`]: the one error type of the API, rendered as RFC 9457 problem+json;
-//! - [`service`]: the application service that turns commands into appended events;
-//! - [`workflows`]: actions that touch two aggregates (ticket from a conversation, ...);
+//! - [`service`], [`workflows`], [`ids`]: the application layer, from `parley-app`
+//!   (re-exported here);
 //! - [`rebuild`]: `parley rebuild`, with a progress bar;
 //! - [`bench`]: the benchmarks behind `parley bench`.
 
@@ -21,10 +21,9 @@ mod bench_streams;
 pub mod cli;
 pub mod config;
 pub mod http;
-pub mod ids;
 pub mod problem;
 pub mod rebuild;
 pub mod server;
-pub mod service;
 pub mod token_cli;
-pub mod workflows;
+
+pub use parley_app::{ids, service, workflows};

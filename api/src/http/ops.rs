@@ -33,7 +33,7 @@ pub const REQUESTS_TOTAL: &str = "parley_http_requests_total";
 /// Time to answer a request (until its head is sent), by method, route and status class.
 pub const REQUEST_DURATION: &str = "parley_http_request_duration_seconds";
 /// Time a command takes from load to append (`CommandService::execute_if`), by aggregate.
-pub const APPEND_DURATION: &str = "parley_append_duration_seconds";
+pub use parley_app::APPEND_DURATION;
 
 /// Histogram buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -147,30 +147,6 @@ fn status_class(status: u16) -> &'static str {
         3 => "3xx",
         4 => "4xx",
         _ => "5xx",
-    }
-}
-
-/// Times one command into [`APPEND_DURATION`] when dropped: started at the top of
-/// `CommandService::execute_if`, it covers every way out.
-#[must_use = "the command is timed until this is dropped"]
-pub struct AppendTimer {
-    aggregate: &'static str,
-    started: Instant,
-}
-
-impl AppendTimer {
-    pub fn start(aggregate: &'static str) -> AppendTimer {
-        AppendTimer {
-            aggregate,
-            started: Instant::now(),
-        }
-    }
-}
-
-impl Drop for AppendTimer {
-    fn drop(&mut self) {
-        metrics::histogram!(APPEND_DURATION, "aggregate" => self.aggregate)
-            .record(self.started.elapsed().as_secs_f64());
     }
 }
 

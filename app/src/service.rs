@@ -375,7 +375,7 @@ impl CommandService {
         A::Command: Clone,
         E: From<ServiceError>,
     {
-        let _timer = crate::http::ops::AppendTimer::start(A::STREAM_PREFIX);
+        let _timer = crate::AppendTimer::start(A::STREAM_PREFIX);
         let _turn = self.turns.take(stream).await;
         let ids = EventIds::for_command(stream);
         if let Some(done) = self.appended_before(stream, &ids).await? {
