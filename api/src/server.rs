@@ -214,8 +214,10 @@ async fn watch(activity: &Activity, limits: ConnectionLimits) -> &'static str {
         .min(limits.send_timeout);
     let tick = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(tick).await;
+        every.tick().await;
         if let Some(reason) = overdue(activity, limits, now_ms(), ms) {
             return reason;
         }
