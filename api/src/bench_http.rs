@@ -165,48 +165,74 @@ pub(crate) async fn expect(response: reqwest::Response, what: &str) -> Result<Va
     serde_json::from_str(&body).map_err(|e| BenchError::Invalid(format!("{what}: {e}")))
 }
 
+/// Mints a support agent's token as the admin; its secret.
+pub(crate) async fn support_agent(
+    server: &Server,
+    client: &reqwest::Client,
+    label: &str,
+) -> Result<String, BenchError> {
+    let minted = expect(
+        client
+            .post(format!("{}/api/v1/tokens", server.base))
+            .bearer_auth(&server.admin)
+            .json(&json!({"role": "agent", "agent": uuid::Uuid::now_v7(), "support": true, "label": label}))
+            .send()
+            .await
+            .map_err(http_error)?,
+        "minting a token",
+    )
+    .await?;
+    Ok(minted["secret"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A customer arrives through the widget as `name` and starts a chat with `body`: the
+/// visitor's token and the conversation's id.
+pub(crate) async fn visitor_chat(
+    server: &Server,
+    client: &reqwest::Client,
+    name: &str,
+    body: &str,
+) -> Result<(String, String), BenchError> {
+    let visitor = expect(
+        client
+            .post(format!("{}/widget/v1/visitors", server.base))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .map_err(http_error)?,
+        "creating a widget visitor",
+    )
+    .await?;
+    let token = visitor["token"].as_str().unwrap_or_default().to_owned();
+    let started = expect(
+        client
+            .post(format!("{}/widget/v1/conversations", server.base))
+            .bearer_auth(&token)
+            .json(&json!({"body": body}))
+            .send()
+            .await
+            .map_err(http_error)?,
+        "starting a conversation",
+    )
+    .await?;
+    Ok((token, started["id"].as_str().unwrap_or_default().to_owned()))
+}
+
 pub(crate) async fn set_up(server: &Server, connections: usize) -> Result<Vec<Agent>, BenchError> {
     let client = reqwest::Client::new();
     let mut agents = Vec::with_capacity(connections);
     for n in 0..connections {
-        let agent = uuid::Uuid::now_v7();
-        let minted = expect(
-            client
-                .post(format!("{}/api/v1/tokens", server.base))
-                .bearer_auth(&server.admin)
-                .json(&json!({"role": "agent", "agent": agent, "support": true, "label": format!("bench {n}")}))
-                .send()
-                .await
-                .map_err(http_error)?,
-            "minting a token",
-        )
-        .await?;
-        let token = minted["secret"].as_str().unwrap_or_default().to_owned();
+        let token = support_agent(server, &client, &format!("bench {n}")).await?;
         let mut conversations = Vec::new();
         for c in 0..CONVERSATIONS_PER_CONNECTION {
-            // A customer arrives through the widget and starts a chat.
-            let visitor = expect(
-                client
-                    .post(format!("{}/widget/v1/visitors", server.base))
-                    .json(&json!({"name": format!("Customer {n}-{c}")}))
-                    .send()
-                    .await
-                    .map_err(http_error)?,
-                "creating a widget visitor",
+            let (_, chat) = visitor_chat(
+                server,
+                &client,
+                &format!("Customer {n}-{c}"),
+                &format!("Order {n}-{c} has not arrived"),
             )
             .await?;
-            let started = expect(
-                client
-                    .post(format!("{}/widget/v1/conversations", server.base))
-                    .bearer_auth(visitor["token"].as_str().unwrap_or_default())
-                    .json(&json!({"body": format!("Order {n}-{c} has not arrived")}))
-                    .send()
-                    .await
-                    .map_err(http_error)?,
-                "starting a conversation",
-            )
-            .await?;
-            conversations.push(started["id"].as_str().unwrap_or_default().to_owned());
+            conversations.push(chat);
         }
         agents.push(Agent {
             token,

@@ -20,7 +20,10 @@
 use crate::bench::{
     BenchArgs, BenchError, Store, backend_name, cpu_secs_of, memory_mb_of, peak_rss_mb_of, round2,
 };
-use crate::bench_http::{Agent, Call, Server, expect, http_error, phase, set_up, start_server};
+use crate::bench_http::{
+    Agent, Call, Server, expect, http_error, phase, set_up, start_server, support_agent,
+    visitor_chat,
+};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -143,29 +146,8 @@ pub(crate) async fn streams(args: &BenchArgs) -> Result<Value, BenchError> {
     let client = reqwest::Client::new();
 
     // A customer fills a conversation with the largest messages.
-    let visitor = expect(
-        client
-            .post(format!("{}/widget/v1/visitors", server.base))
-            .json(&json!({"name": "A customer who writes a lot"}))
-            .send()
-            .await
-            .map_err(http_error)?,
-        "creating a widget visitor",
-    )
-    .await?;
-    let visitor = visitor["token"].as_str().unwrap_or_default().to_owned();
-    let started = expect(
-        client
-            .post(format!("{}/widget/v1/conversations", server.base))
-            .bearer_auth(&visitor)
-            .json(&json!({"body": "Hello"}))
-            .send()
-            .await
-            .map_err(http_error)?,
-        "starting a conversation",
-    )
-    .await?;
-    let chat = started["id"].as_str().unwrap_or_default().to_owned();
+    let (visitor, chat) =
+        visitor_chat(&server, &client, "A customer who writes a lot", "Hello").await?;
     let large = json!({"body": largest_message()});
     for _ in 0..LARGE_MESSAGES {
         expect(
@@ -193,21 +175,7 @@ pub(crate) async fn streams(args: &BenchArgs) -> Result<Value, BenchError> {
     let mut stalled = Vec::with_capacity(args.streams);
     let sampler = Sampler::start(pid.clone());
     for n in 0..holders {
-        let minted = expect(
-            client
-                .post(format!("{}/api/v1/tokens", server.base))
-                .bearer_auth(&server.admin)
-                .json(
-                    &json!({"role": "agent", "agent": uuid::Uuid::now_v7(), "support": true,
-                              "label": format!("stalled streams {n}")}),
-                )
-                .send()
-                .await
-                .map_err(http_error)?,
-            "minting a token",
-        )
-        .await?;
-        let token = minted["secret"].as_str().unwrap_or_default().to_owned();
+        let token = support_agent(&server, &client, &format!("stalled streams {n}")).await?;
         for _ in 0..8.min(args.streams - stalled.len()) {
             stalled.push(stalled_stream(&server, &token).await?);
         }
