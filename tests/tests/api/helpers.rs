@@ -118,6 +118,17 @@ impl TestApp {
         body["secret"].as_str().expect("the secret").to_owned()
     }
 
+    /// `DELETE /api/v1/tokens/{token_id}` as the admin.
+    pub async fn revoke(&self, token_id: &str) -> reqwest::Response {
+        self.send_as(
+            reqwest::Method::DELETE,
+            &self.admin,
+            &format!("/api/v1/tokens/{token_id}"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     /// A new support agent (sees "from customers"): its id and token.
     pub async fn support_agent(&self) -> (String, String) {
         self.agent(true).await

@@ -67,15 +67,7 @@ async fn streams_are_limited_per_token_and_per_visitors_address(backend: Backend
 
 /// Revokes `token_id` as the admin of `app`.
 async fn revoke(app: &TestApp, token_id: &str) {
-    let revoked = app
-        .send_as(
-            reqwest::Method::DELETE,
-            &app.admin,
-            &format!("/api/v1/tokens/{token_id}"),
-            &json!({}),
-        )
-        .await;
-    expect(revoked, 200).await;
+    expect(app.revoke(token_id).await, 200).await;
 }
 
 async fn a_revoked_tokens_open_streams_end_at_once(backend: Backend) {

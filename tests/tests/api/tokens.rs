@@ -54,30 +54,14 @@ async fn an_admin_mints_and_revokes_tokens(backend: Backend) {
     let stale = problem(stale, 409, "conflict").await;
     assert_eq!(stale["current_version"], 1);
     assert_eq!(app.get_as(&agent, "/api/v1/tokens/me").await.status(), 200);
-    let revoked = app
-        .send_as(
-            reqwest::Method::DELETE,
-            &app.admin,
-            &format!("/api/v1/tokens/{token_id}"),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(revoked.status(), 200);
+    assert_eq!(app.revoke(token_id).await.status(), 200);
     problem(
         app.get_as(&agent, "/api/v1/tokens/me").await,
         401,
         "unauthorized",
     )
     .await;
-    let again = app
-        .send_as(
-            reqwest::Method::DELETE,
-            &app.admin,
-            &format!("/api/v1/tokens/{token_id}"),
-            &json!({}),
-        )
-        .await;
-    problem(again, 409, "conflict").await;
+    problem(app.revoke(token_id).await, 409, "conflict").await;
 }
 
 async fn bad_credentials_and_bodies_are_problems(backend: Backend) {
