@@ -201,16 +201,7 @@ impl EventLog for SqliteLog {
         after: Position,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        let limit = limit.min(MAX_READ_BATCH) as i64;
-        self.readers
-            .run(move |conn| {
-                read_events(
-                    conn,
-                    select_events!("WHERE position > ?1 ORDER BY position LIMIT ?2"),
-                    params![signed(after.0), limit],
-                )
-            })
-            .await
+        self.read_all_bounded(after, limit, usize::MAX).await
     }
 
     async fn read_all_bounded(
