@@ -3,11 +3,16 @@
 //! serves [`crate::http::router`].
 
 use crate::config::Config;
+use crate::files::{FileError, FileStore};
 use crate::http::auth::{self, Authenticator};
 use crate::http::idempotency::IdempotencyStore;
 use crate::http::streams::{Revocations, StreamLimits};
 use crate::http::{AppState, Settings, Shared};
 use crate::service::{CommandService, ServiceError};
+use parley_app::channels::Directory;
+use parley_app::dispatcher::Dispatcher;
+use parley_app::inbound::Inbound;
+use parley_app::reactions::{Reaction, Reactions};
 use parley_domain::access::{Role, TokenId};
 use parley_domain::{Actor, DomainError};
 use parley_eventlog::{EventLog, LogError, Metadata};
@@ -41,6 +46,40 @@ impl Application {
             ReadModels::open(log.clone(), &config.database_url, parley_projections::all()).await?;
         models.set_linger(Duration::from_millis(config.live_linger_ms));
         let idempotency = IdempotencyStore::open(&models, &config.database_url).await?;
+        let files =
+            Arc::new(FileStore::new(&models, &config.database_url, config.max_file_bytes).await?);
+        let service = CommandService::new(log.clone());
+        let channels =
+            Arc::new(Directory::open(&models, &config.database_url, service.clone()).await?);
+        let platforms = parley_channels::http::Client::new();
+        let reactions = Reactions::open(
+            log.clone(),
+            &models,
+            &config.database_url,
+            [
+                Arc::new(Inbound {
+                    service: service.clone(),
+                    directory: channels.clone(),
+                    files: files.clone(),
+                    client: platforms.clone(),
+                }),
+                Arc::new(Dispatcher {
+                    service: service.clone(),
+                    directory: channels.clone(),
+                    client: platforms.clone(),
+                    first_backoff: Duration::from_millis(config.dispatch_backoff_ms.max(1)),
+                }) as Arc<dyn Reaction>,
+            ]
+            .into_iter()
+            .filter(|reaction| {
+                !config
+                    .pause_reactions
+                    .iter()
+                    .any(|name| name == reaction.name())
+            })
+            .collect(),
+        )
+        .await?;
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind(config.bind)
             .await
@@ -53,7 +92,8 @@ impl Application {
             listener,
             limits,
             state: AppState::new(Shared {
-                service: CommandService::new(log.clone()),
+                reactions,
+                service,
                 log,
                 models,
                 auth: Authenticator::new(config.rate_limit, config.rate_burst),
@@ -61,9 +101,13 @@ impl Application {
                     // A quiet live stream still moves bytes well within the send timeout.
                     stream_keep_alive: (limits.send_timeout / 2)
                         .min(Settings::default().stream_keep_alive),
+                    public_url: config.public_url.clone(),
                     ..Settings::default()
                 },
                 idempotency: Arc::new(idempotency),
+                files,
+                channels,
+                platforms,
                 streams: StreamLimits::new(config.streams_per_token, config.streams_per_address),
                 revocations: Revocations::default(),
                 stopping: stopping_seen,
@@ -85,6 +129,10 @@ impl Application {
         self.state.models.clone()
     }
 
+    pub fn reactions(&self) -> Reactions {
+        self.state.reactions.clone()
+    }
+
     /// Feeds the read models, makes sure an admin can log in, then serves until `shutdown`
     /// resolves and stops the log's writer after queued appends.
     pub async fn run_until(
@@ -94,6 +142,13 @@ impl Application {
         let log = self.state.log.clone();
         // Feeds the read models (on PostgreSQL: once this process is the leader).
         let feeding = tokio::spawn(self.state.models.clone().run());
+        // The reactions follow the log where the read models are fed (ADR 12).
+        let reacting = tokio::spawn(
+            self.state
+                .reactions
+                .clone()
+                .run(self.state.models.leadership()),
+        );
         // Tells open live streams of revoked tokens.
         let revocations = tokio::spawn(self.state.revocations.clone().follow(log.clone()));
         match ensure_admin(&self.state, self.admin_token.as_deref()).await {
@@ -121,6 +176,7 @@ impl Application {
         .await;
         log.close().await;
         feeding.abort();
+        reacting.abort();
         revocations.abort();
         served
     }
@@ -211,6 +267,8 @@ pub enum StartError {
     Log(#[from] LogError),
     #[error("cannot open the read models: {0}")]
     ReadModels(#[from] ViewError),
+    #[error("cannot open the file store: {0}")]
+    Files(#[from] FileError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

@@ -47,6 +47,10 @@ pub enum BenchCommand {
     /// normal traffic (`--writers` agents, `--events` posts per phase) without and with
     /// `--streams` stalled streams replaying a log of the largest messages.
     Streams(BenchArgs),
+    /// A platform's signed webhooks into the server (`--writers` connections, `--events`
+    /// webhooks of `--platform`), the latency until each message shows on its ticket in an
+    /// agent's live stream, then `--replies` replies dispatched to a stand-in of the platform.
+    Webhooks(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,6 +90,12 @@ pub struct BenchArgs {
     /// `streams` only: live streams that never read.
     #[arg(long, default_value_t = 200)]
     pub streams: usize,
+    /// `webhooks` only: the platform (`whatsapp`, `messenger`, `line`, `wechat`, `x`).
+    #[arg(long, default_value = "whatsapp")]
+    pub platform: String,
+    /// `webhooks` only: replies for the dispatcher to send.
+    #[arg(long, default_value_t = 20_000)]
+    pub replies: u64,
     /// Print one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
@@ -115,6 +125,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Rebuild(args) => ("rebuild", args),
         BenchCommand::Http(args) => ("http", args),
         BenchCommand::Streams(args) => ("streams", args),
+        BenchCommand::Webhooks(args) => ("webhooks", args),
     };
     if args.events == 0 || args.writers == 0 {
         return Err(BenchError::Invalid(
@@ -127,6 +138,7 @@ pub async fn run(command: BenchCommand) -> Result<(), BenchError> {
         BenchCommand::Commands(args) => commands(args).await?,
         BenchCommand::Http(args) => crate::bench_http::http(args).await?,
         BenchCommand::Streams(args) => crate::bench_streams::streams(args).await?,
+        BenchCommand::Webhooks(args) => crate::bench_webhooks::webhooks(args).await?,
         BenchCommand::Rebuild(args) => {
             let measure_only = args
                 .replay_only

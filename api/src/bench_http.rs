@@ -275,11 +275,13 @@ impl Phase {
     }
 }
 
-/// A request of a measured phase: its method, path and JSON body (empty for a GET).
+/// A request of a measured phase: its method, path and JSON body (empty for a GET), and
+/// headers of its own (a webhook's signature).
 pub(crate) struct Call {
     pub(crate) method: hyper::Method,
     pub(crate) path: String,
     pub(crate) body: Bytes,
+    pub(crate) headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 /// Runs `requests` requests spread over one task per agent; `call(agent, n)` gives the n-th
@@ -313,7 +315,12 @@ where
             let mut latencies = Vec::with_capacity(per_agent as usize);
             let mut failures = 0;
             for n in 0..per_agent {
-                let Call { method, path, body } = call(&agent, n);
+                let Call {
+                    method,
+                    path,
+                    body,
+                    headers: own,
+                } = call(&agent, n);
                 let json = !body.is_empty();
                 let mut request = hyper::Request::new(Full::new(body));
                 *request.method_mut() = method;
@@ -328,6 +335,9 @@ where
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/json"),
                     );
+                }
+                for (name, value) in own {
+                    headers.insert(name, value);
                 }
                 let sent = Instant::now();
                 let response = match sender.ready().await {
@@ -383,7 +393,7 @@ fn hyper_error(error: hyper::Error) -> BenchError {
     BenchError::Invalid(format!("HTTP: {error}"))
 }
 
-fn header_error(error: axum::http::header::InvalidHeaderValue) -> BenchError {
+pub(crate) fn header_error(error: axum::http::header::InvalidHeaderValue) -> BenchError {
     BenchError::Invalid(format!("a header: {error}"))
 }
 
@@ -409,6 +419,7 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
             method: hyper::Method::POST,
             path: format!("/api/v1/conversations/{conversation}/messages"),
             body: message.clone(),
+            headers: Vec::new(),
         }
     })
     .await?;
@@ -424,6 +435,7 @@ pub(crate) async fn http(args: &BenchArgs) -> Result<Value, BenchError> {
         method: hyper::Method::GET,
         path: "/api/v1/inbox/from-customers?limit=20".to_owned(),
         body: Bytes::new(),
+        headers: Vec::new(),
     })
     .await?;
     let after_reads = cpu_secs_of(&pid);

@@ -130,6 +130,7 @@ fn traffic(
         } else {
             small.clone()
         },
+        headers: Vec::new(),
     })
 }
 

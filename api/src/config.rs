@@ -65,6 +65,27 @@ pub struct Config {
     #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// Largest file an upload may hold, in bytes (`POST /api/v1/files`, `/widget/v1/files`);
+    /// beyond it: 413, and nothing is kept. Other request bodies have a limit of their own.
+    #[arg(long, env = "PARLEY_MAX_FILE_BYTES", default_value_t = crate::files::DEFAULT_MAX_BYTES)]
+    pub max_file_bytes: u64,
+
+    /// The server's address as the social platforms reach it (e.g. `https://desk.example.com`):
+    /// the channel accounts' webhook URLs are shown with it in front.
+    #[arg(long, env = "PARLEY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// The first pause before a reply whose send failed for a passing reason (a timeout, a
+    /// 5xx, a 429 without `Retry-After`) is sent again, in milliseconds; it doubles, with
+    /// jitter, for five sends in all.
+    #[arg(long, env = "PARLEY_DISPATCH_BACKOFF_MS", default_value_t = 1000)]
+    pub dispatch_backoff_ms: u64,
+
+    /// Reactions not to run in this process (by name: `inbound`, `dispatcher`): benchmarks
+    /// queue work for one, then measure it alone.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub pause_reactions: Vec<String>,
+
     /// An admin token to accept (issued on start if the log does not know it yet). Without it,
     /// the first start on a log with no admin prints a new admin token once.
     #[arg(long, env = "PARLEY_ADMIN_TOKEN", hide_env_values = true)]
@@ -88,6 +109,10 @@ impl Config {
             keep_alive_timeout_secs: 60,
             send_timeout_secs: 30,
             max_connections: 4096,
+            max_file_bytes: crate::files::DEFAULT_MAX_BYTES,
+            public_url: None,
+            dispatch_backoff_ms: 1000,
+            pause_reactions: Vec::new(),
             admin_token: None,
         }
     }

@@ -8,7 +8,7 @@
 //! - [`http`]: the routes, authentication and roles, live streams and the OpenAPI document;
 //! - [`token_cli`]: `parley token create`;
 //! - [`problem`]: the one error type of the API, rendered as RFC 9457 problem+json;
-//! - [`service`], [`workflows`], [`ids`]: the application layer, from `parley-app`
+//! - [`service`], [`workflows`], [`ids`], [`files`]: the application layer, from `parley-app`
 //!   (re-exported here);
 //! - [`rebuild`]: `parley rebuild`, with a progress bar;
 //! - [`bench`]: the benchmarks behind `parley bench`.
@@ -18,6 +18,7 @@ pub mod bench;
 mod bench_http;
 mod bench_rebuild;
 mod bench_streams;
+mod bench_webhooks;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -26,4 +27,4 @@ pub mod rebuild;
 pub mod server;
 pub mod token_cli;
 
-pub use parley_app::{ids, service, workflows};
+pub use parley_app::{files, ids, service, workflows};

@@ -5,6 +5,7 @@
 //! reporting a 500 gives operators the line to look for; internal details are logged, never
 //! echoed.
 
+use crate::files::FileError;
 use crate::service::ServiceError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -229,6 +230,38 @@ impl From<ViewError> for Problem {
                 ..Problem::unavailable(error.to_string(), 1)
             },
             _ => Problem::internal(&error),
+        }
+    }
+}
+
+impl From<FileError> for Problem {
+    fn from(error: FileError) -> Problem {
+        match error {
+            FileError::Empty | FileError::InvalidName(_) | FileError::NotYours(_) => {
+                Problem::invalid(error.to_string())
+            }
+            FileError::TooLarge { .. } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                error.to_string(),
+            ),
+            // Only the retry of a keyed upload meets an id that names another file.
+            FileError::IdTaken(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "this Idempotency-Key was used with another file (content or name)",
+            ),
+            FileError::Read(_) => {
+                tracing::info!(%error, request_id = ?request_id(), "an upload broke off");
+                Problem::bad_request("the upload ended before the file did")
+            }
+            FileError::Io(_) | FileError::Postgres(_) => {
+                tracing::error!(%error, request_id = ?request_id(), "file store unavailable");
+                Problem::unavailable("the file store is unavailable; retry later", 1)
+            }
+            FileError::Store(error) => error.into(),
+            FileError::View(error) => error.into(),
+            FileError::Corrupt(_) => Problem::internal(&error),
         }
     }
 }

@@ -122,7 +122,7 @@ fn bench_refuses_zero_events() {
 fn bench_rebuild_on_sqlite_rebuilds_every_read_model_and_times_the_inbox() {
     let report = bench(&["rebuild", "--events", "3000", "--writers", "4"]);
     assert_eq!(report["events"], 3000);
-    assert_eq!(report["read_models"], 7);
+    assert_eq!(report["read_models"], 9);
     assert_positive(
         &report,
         &[
@@ -189,4 +189,37 @@ fn bench_streams_holds_stalled_streams_beside_normal_traffic() {
             "server_peak_rss_mb",
         ],
     );
+}
+
+#[test]
+fn bench_webhooks_opens_tickets_from_signed_webhooks_and_dispatches_replies() {
+    for platform in ["whatsapp", "wechat"] {
+        let report = bench(&[
+            "webhooks",
+            "--platform",
+            platform,
+            "--events",
+            "400",
+            "--writers",
+            "4",
+            "--replies",
+            "200",
+        ]);
+        assert_eq!(report["webhook_failures"], 0, "{platform}");
+        assert_eq!(report["platform"], platform);
+        // 400 webhooks from 2,000 possible customers: each opens a ticket.
+        assert_eq!(report["tickets"], 400, "{platform}");
+        assert_eq!(report["replies_requested"], 200, "{platform}");
+        assert_eq!(report["replies_sent"], 200, "{platform}");
+        assert_positive(
+            &report,
+            &[
+                "webhook_per_sec",
+                "webhook_p99_ms",
+                "webhook_to_stream_p99_ms",
+                "light_webhook_to_stream_p99_ms",
+                "replies_dispatched_per_sec",
+            ],
+        );
+    }
 }

@@ -153,10 +153,12 @@ async fn customers_are_created_on_first_contact_and_merge_reversibly(log: Arc<dy
     let whatsapp = ChannelIdentity {
         channel: Channel::Whatsapp,
         value: format!("+1555{}", Uuid::now_v7().simple()),
+        account: None,
     };
     let line = ChannelIdentity {
         channel: Channel::Line,
         value: format!("U{}", Uuid::now_v7().simple()),
+        account: None,
     };
     let first = service
         .first_contact(whatsapp.clone(), None, None, AT, &metadata)
@@ -183,6 +185,7 @@ async fn customers_are_created_on_first_contact_and_merge_reversibly(log: Arc<dy
             ChannelIdentity {
                 channel: Channel::Email,
                 value: "aná@example.com".into(),
+                account: None,
             },
             None,
             None,
@@ -245,6 +248,7 @@ async fn a_workflow_whose_second_step_failed_resumes_when_retried(log: Arc<dyn E
         .execute::<Ticket>(
             &CommandService::stream::<Ticket>(ticket_id).unwrap(),
             TicketCommand::Create(CreateTicket {
+                reply_token: None,
                 ticket_id,
                 ticket_type: TicketType::Ticket,
                 title: "Broken blender".into(),

@@ -7,12 +7,19 @@
 //!   an earlier attempt already appended is answered, not decided again;
 //! - [`workflows`]: actions that touch two aggregates (a ticket from a conversation, a
 //!   conversation from a message, customers on first contact, merges);
-//! - [`ids`]: the ids a request mints, derived from its `Idempotency-Key` when it has one.
+//! - [`ids`]: the ids a request mints, derived from its `Idempotency-Key` when it has one;
+//! - [`files`]: the file store: uploads' records, and their content addressed by SHA-256
+//!   (a folder beside the log on SQLite, chunks in the database on PostgreSQL).
 //!
-//! Invariant: nothing here knows HTTP; errors are [`service::ServiceError`], which the API maps
-//! to problems in one place.
+//! Invariant: nothing here knows HTTP; errors are [`service::ServiceError`] and
+//! [`files::FileError`], which the API maps to problems in one place.
 
+pub mod channels;
+pub mod dispatcher;
+pub mod files;
 pub mod ids;
+pub mod inbound;
+pub mod reactions;
 pub mod service;
 pub mod workflows;
 

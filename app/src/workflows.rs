@@ -64,6 +64,7 @@ impl CommandService {
             .execute::<Ticket>(
                 &ticket_stream,
                 TicketCommand::Create(CreateTicket {
+                    reply_token: None,
                     ticket_id: request.ticket_id,
                     ticket_type: request.ticket_type,
                     title: draft.title.unwrap_or_default(),

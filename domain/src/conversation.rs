@@ -78,8 +78,19 @@ pub struct Attachment {
     pub name: String,
     pub content_type: String,
     pub size: u64,
-    /// Where the file is stored (the log keeps only the reference).
+    /// Where the file is stored (the log keeps only the reference): `file:<id>` for a file in
+    /// Parley's own file store.
     pub storage_ref: String,
+    /// The file in Parley's file store (content-addressed), when it is stored there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<uuid::Uuid>,
+    /// SHA-256 of the content, hex, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Why the file could not be fetched from the platform it arrived through (the message is
+    /// kept, with this attachment showing what is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// Someone who can read a conversation.

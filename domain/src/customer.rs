@@ -7,6 +7,7 @@
 //! points to the survivor, the survivor absorbs its identities — and reversible: an unmerge
 //! records the way back; nothing is ever deleted.
 
+use crate::contact::SocialProfile;
 use crate::conversation::Channel;
 use crate::ids::CustomerId;
 use crate::rules::{check_text, invalid};
@@ -21,6 +22,11 @@ pub struct ChannelIdentity {
     pub channel: Channel,
     /// Phone number, LINE or WeChat id, Facebook id, Twitter handle, e-mail, visitor id.
     pub value: String,
+    /// The help desk's channel account the customer wrote to, for identities met through a
+    /// connected account (`channel-<id>`): the same person writing to two accounts is two
+    /// customers until merged. Absent for identities met otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// Namespace of identity-derived customer ids (a fixed random UUID).
@@ -42,6 +48,10 @@ impl ChannelIdentity {
         ChannelIdentity {
             channel: self.channel,
             value,
+            account: self
+                .account
+                .as_ref()
+                .map(|account| account.trim().to_owned()),
         }
     }
 }
@@ -52,11 +62,20 @@ impl CustomerId {
     /// existing stream.
     pub fn for_identity(identity: &ChannelIdentity) -> CustomerId {
         let identity = identity.normalized();
-        let name = format!(
-            "{}:{}",
-            crate::ticket::channel_tag(identity.channel),
-            identity.value
-        );
+        // Identities without an account keep the form every existing customer id was derived
+        // from.
+        let name = match &identity.account {
+            None => format!(
+                "{}:{}",
+                crate::ticket::channel_tag(identity.channel),
+                identity.value
+            ),
+            Some(account) => format!(
+                "{}@{account}:{}",
+                crate::ticket::channel_tag(identity.channel),
+                identity.value
+            ),
+        };
         CustomerId(Uuid::new_v5(&IDENTITY_NAMESPACE, name.as_bytes()))
     }
 }
@@ -166,6 +185,17 @@ pub struct CustomerReleased {
     pub at: Timestamp,
 }
 
+/// What a channel account's platform told about the customer ("social messaging info"): a
+/// newer profile for the same account replaces the older one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerSocialProfileRecorded {
+    /// The channel account (`channel-<id>`) the customer wrote to.
+    pub account: String,
+    pub channel: Channel,
+    pub profile: SocialProfile,
+    pub at: Timestamp,
+}
+
 event_family! {
     /// Everything that happens to a customer.
     pub enum CustomerEvent {
@@ -176,6 +206,7 @@ event_family! {
         CustomerAbsorbed,
         CustomerUnmerged,
         CustomerReleased,
+        CustomerSocialProfileRecorded,
     }
 }
 
@@ -221,6 +252,13 @@ pub enum CustomerCommand {
         by: Actor,
         at: Timestamp,
     },
+    /// Keeps what a platform told about the customer; the same profile again is a no-op.
+    RecordSocialProfile {
+        account: String,
+        channel: Channel,
+        profile: SocialProfile,
+        at: Timestamp,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -235,6 +273,8 @@ pub struct Customer {
     pub unmerged_from: Option<CustomerId>,
     /// Customers merged into this one, with the identities they brought.
     pub absorbed: BTreeMap<CustomerId, Vec<ChannelIdentity>>,
+    /// What each channel account's platform told about the customer.
+    pub social: BTreeMap<String, (Channel, SocialProfile)>,
 }
 
 impl Customer {
@@ -267,6 +307,33 @@ impl Aggregate for Customer {
     fn decide(&self, command: CustomerCommand) -> Result<Vec<CustomerEvent>, DomainError> {
         use CustomerCommand as C;
         match command {
+            C::RecordSocialProfile {
+                account,
+                channel,
+                profile,
+                at,
+            } => {
+                if self.id.is_none() {
+                    return Err(DomainError::CustomerNotFound);
+                }
+                check_text("account", &account, 200, false)?;
+                if self
+                    .social
+                    .get(&account)
+                    .is_some_and(|(known, was)| *known == channel && *was == profile)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    CustomerSocialProfileRecorded {
+                        account,
+                        channel,
+                        profile,
+                        at,
+                    }
+                    .into(),
+                ])
+            }
             C::Create {
                 customer_id,
                 identity,
@@ -396,6 +463,10 @@ impl Aggregate for Customer {
                 self.merged_into = None;
                 self.unmerged_from = Some(e.survivor);
             }
+            E::CustomerSocialProfileRecorded(e) => {
+                self.social
+                    .insert(e.account.clone(), (e.channel, e.profile.clone()));
+            }
             E::CustomerReleased(e) => {
                 if let Some(identities) = self.absorbed.remove(&e.merged) {
                     for identity in identities {
@@ -420,6 +491,7 @@ mod tests {
         ChannelIdentity {
             channel: Channel::Whatsapp,
             value: number.into(),
+            account: None,
         }
     }
 
@@ -442,6 +514,7 @@ mod tests {
         let line = ChannelIdentity {
             channel: Channel::Line,
             value: "+15550001".into(),
+            account: None,
         };
         assert_ne!(
             a,
@@ -506,6 +579,7 @@ mod tests {
         let line = ChannelIdentity {
             channel: Channel::Line,
             value: "U123".into(),
+            account: None,
         };
         given::<Customer>([created(whatsapp("+15550001"))])
             .when(CustomerCommand::AddIdentity {
@@ -605,10 +679,12 @@ mod tests {
         let upper = ChannelIdentity {
             channel: Channel::Email,
             value: " Ana@Example.COM ".into(),
+            account: None,
         };
         let lower = ChannelIdentity {
             channel: Channel::Email,
             value: "ana@example.com".into(),
+            account: None,
         };
         assert_eq!(
             CustomerId::for_identity(&upper),
@@ -656,6 +732,54 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_met_through_an_account_names_another_customer_than_without_one() {
+        let plain = whatsapp("+15550001");
+        let through = |account: &str| ChannelIdentity {
+            account: Some(account.into()),
+            ..plain.clone()
+        };
+        // Customers met before accounts existed keep their ids.
+        assert_eq!(
+            CustomerId::for_identity(&plain),
+            CustomerId(Uuid::new_v5(&IDENTITY_NAMESPACE, b"whatsapp:+15550001"))
+        );
+        assert_ne!(
+            CustomerId::for_identity(&plain),
+            CustomerId::for_identity(&through("a"))
+        );
+        assert_ne!(
+            CustomerId::for_identity(&through("a")),
+            CustomerId::for_identity(&through("b"))
+        );
+    }
+
+    #[test]
+    fn the_same_social_profile_again_records_nothing() {
+        let record = || CustomerCommand::RecordSocialProfile {
+            account: "a".into(),
+            channel: Channel::Line,
+            profile: SocialProfile {
+                user_id: "U1".into(),
+                name: Some("Ana".into()),
+                ..SocialProfile::default()
+            },
+            at: T0,
+        };
+        let state = given::<Customer>([created(whatsapp("+15550002"))])
+            .when(record())
+            .then_accepted();
+        let recorded = CustomerSocialProfileRecorded {
+            account: "a".into(),
+            channel: Channel::Line,
+            profile: state.social["a"].1.clone(),
+            at: T0,
+        };
+        given::<Customer>([created(whatsapp("+15550002")), recorded.into()])
+            .when(record())
+            .then(Vec::<CustomerEvent>::new());
+    }
+
+    #[test]
     fn every_customer_event_survives_the_logs_encoding() {
         let identity = whatsapp("+15550001");
         let id = CustomerId::for_identity(&identity);
@@ -695,6 +819,18 @@ mod tests {
             CustomerReleased {
                 merged: id,
                 by: Actor::System,
+                at: T0,
+            }
+            .into(),
+            CustomerSocialProfileRecorded {
+                account: "7f1c2e4a-0000-4000-8000-000000000001".into(),
+                channel: Channel::Whatsapp,
+                profile: SocialProfile {
+                    user_id: "15550001".into(),
+                    name: Some("Ana".into()),
+                    phone: Some("15550001".into()),
+                    ..SocialProfile::default()
+                },
                 at: T0,
             }
             .into(),

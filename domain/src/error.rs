@@ -100,6 +100,13 @@ pub enum DomainError {
 
     #[error("the token does not exist")]
     TokenNotFound,
+
+    #[error("the channel account does not exist")]
+    ChannelNotFound,
+    #[error("the channel account already exists")]
+    ChannelExists,
+    #[error("the contact does not exist")]
+    ContactNotFound,
     #[error("the token already exists")]
     TokenExists,
 }
@@ -118,6 +125,8 @@ impl DomainError {
                 | DomainError::TicketNotFound
                 | DomainError::CustomerNotFound
                 | DomainError::TokenNotFound
+                | DomainError::ChannelNotFound
+                | DomainError::ContactNotFound
         )
     }
 }

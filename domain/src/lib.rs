@@ -9,12 +9,16 @@
 //! - [`ticket`]: tickets and tasks, their status flow, tags and outbound social replies;
 //! - [`customer`]: customers, their channel identities and reversible merges;
 //! - [`helpdesk`]: the online/offline switch and the widget's messages;
+//! - [`channel`]: the help desk's accounts on the social platforms (secrets kept elsewhere);
+//! - [`contact`]: a person as one channel account meets them, where webhooks land;
 //! - [`access`]: API tokens and their roles (only the secret's digest is stored);
 //! - [`ids`]: typed identifiers; [`DomainError`]: every rejected action, precisely.
 //!
 //! Stream and event names are permanent; `docs/events.md` lists them.
 
 pub mod access;
+pub mod channel;
+pub mod contact;
 pub mod conversation;
 pub mod customer;
 mod error;

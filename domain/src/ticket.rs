@@ -31,6 +31,13 @@ pub const MAX_TAG_CHARS: usize = 64;
 pub const MESSAGING_SUPPORT_TAG: &str = "messaging_support";
 /// How long after the customer's last message WhatsApp accepts a reply.
 pub const WHATSAPP_WINDOW_SECS: i64 = 24 * 60 * 60;
+/// How long after the customer's last message Messenger accepts a reply tagged `HUMAN_AGENT`
+/// (within the first 24 hours no tag is needed).
+pub const MESSENGER_HUMAN_AGENT_WINDOW_SECS: i64 = 7 * 24 * 60 * 60;
+/// How long after the customer's last message WeChat accepts customer-service messages.
+pub const WECHAT_WINDOW_SECS: i64 = 48 * 60 * 60;
+/// How many customer-service messages WeChat accepts per message of the customer.
+pub const WECHAT_REPLIES_PER_MESSAGE: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,6 +136,9 @@ pub struct TicketCreated {
     pub channel_info: Option<ChannelInfo>,
     pub created_by: Actor,
     pub at: Timestamp,
+    /// LINE: the reply token of the message that opened the ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +242,9 @@ pub struct CustomerMessageReceived {
     #[serde(default)]
     pub attachments: Vec<Attachment>,
     pub at: Timestamp,
+    /// LINE: the token a reply to this message can use for about a minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,12 +261,58 @@ pub struct OutboundReplyRequested {
 pub struct OutboundReplyDelivered {
     pub reply_id: Uuid,
     pub at: Timestamp,
+    /// The id the platform gave the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_message_id: Option<String>,
+    /// How many sends it took (0: reported by an integration).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboundReplyFailed {
     pub reply_id: Uuid,
     pub reason: String,
+    pub at: Timestamp,
+    /// The platform's error code (`131047`, `(#10)`, `45015`...), or Parley's own for a window
+    /// it checked before sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// How many sends were tried (0: refused before sending, or reported by an integration).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// What the platform reported of a reply after accepting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl ReceiptStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReceiptStatus::Sent => "sent",
+            ReceiptStatus::Delivered => "delivered",
+            ReceiptStatus::Read => "read",
+            ReceiptStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundReplyReceipt {
+    pub reply_id: Uuid,
+    pub status: ReceiptStatus,
+    /// For `failed`: the platform's error code and text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     pub at: Timestamp,
 }
 
@@ -278,6 +337,7 @@ event_family! {
         OutboundReplyRequested,
         OutboundReplyDelivered,
         OutboundReplyFailed,
+        OutboundReplyReceipt,
     }
 }
 
@@ -297,6 +357,8 @@ pub struct CreateTicket {
     pub channel_info: Option<ChannelInfo>,
     pub created_by: Actor,
     pub at: Timestamp,
+    /// LINE: the reply token of the message that opens the ticket.
+    pub reply_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -371,6 +433,7 @@ pub enum TicketCommand {
         message_id: Uuid,
         body: String,
         attachments: Vec<Attachment>,
+        reply_token: Option<String>,
         at: Timestamp,
     },
     RequestReply {
@@ -381,11 +444,23 @@ pub enum TicketCommand {
     },
     MarkReplyDelivered {
         reply_id: Uuid,
+        platform_message_id: Option<String>,
+        attempts: u32,
         at: Timestamp,
     },
     MarkReplyFailed {
         reply_id: Uuid,
         reason: String,
+        code: Option<String>,
+        attempts: u32,
+        at: Timestamp,
+    },
+    /// The platform's later news of a delivered reply (a receipt).
+    RecordReceipt {
+        reply_id: Uuid,
+        status: ReceiptStatus,
+        code: Option<String>,
+        text: Option<String>,
         at: Timestamp,
     },
 }
@@ -414,7 +489,13 @@ pub struct Ticket {
     pub tags: BTreeSet<String>,
     pub channel_info: Option<ChannelInfo>,
     pub last_customer_message_at: Option<Timestamp>,
+    /// Replies requested since the customer's last message (WeChat allows five).
+    pub replies_since_customer: u32,
+    /// LINE: the last message's reply token and when it came.
+    pub reply_token: Option<(String, Timestamp)>,
     pub replies: BTreeMap<Uuid, ReplyState>,
+    /// The last receipt of each reply that had one.
+    pub receipts: BTreeMap<Uuid, ReceiptStatus>,
     pub comments: usize,
     pub source: Option<TicketSource>,
     /// Ids of comments and inbound messages already recorded: a redelivered webhook or a
@@ -423,6 +504,39 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// The platform's window a reply requested at `at` falls outside of, as Parley's code
+    /// (the platform's own, so that both read alike) and reason; `None` when it may be sent.
+    pub fn closed_window(
+        &self,
+        channel: Channel,
+        at: Timestamp,
+    ) -> Option<(&'static str, &'static str)> {
+        let since = |secs: i64| match self.last_customer_message_at {
+            Some(last) => at > last.plus_secs(secs),
+            None => true,
+        };
+        match channel {
+            Channel::Whatsapp if since(WHATSAPP_WINDOW_SECS) => Some((
+                "131047",
+                "WhatsApp accepts replies only within 24 hours of the customer's last message",
+            )),
+            Channel::Facebook if since(MESSENGER_HUMAN_AGENT_WINDOW_SECS) => Some((
+                "(#10)",
+                "Messenger accepts replies only within 7 days of the customer's last message",
+            )),
+            Channel::Wechat if since(WECHAT_WINDOW_SECS) => Some((
+                "45015",
+                "WeChat accepts replies only within 48 hours of the customer's last message",
+            )),
+            // This reply would be one more than the five allowed.
+            Channel::Wechat if self.replies_since_customer >= WECHAT_REPLIES_PER_MESSAGE => Some((
+                "45015",
+                "WeChat accepts at most 5 replies to each message of the customer",
+            )),
+            _ => None,
+        }
+    }
+
     /// Carries the social tags: it shows in the social views and the notifier.
     pub fn is_social(&self) -> bool {
         self.tags.contains(MESSAGING_SUPPORT_TAG)
@@ -471,7 +585,7 @@ impl Aggregate for Ticket {
         // everything else needs a ticket that is not closed.
         if !matches!(
             command,
-            C::MarkReplyDelivered { .. } | C::MarkReplyFailed { .. }
+            C::MarkReplyDelivered { .. } | C::MarkReplyFailed { .. } | C::RecordReceipt { .. }
         ) {
             self.exists()?;
         }
@@ -646,8 +760,12 @@ impl Aggregate for Ticket {
                 message_id,
                 body,
                 attachments,
+                reply_token,
                 at,
             } => {
+                if let Some(token) = &reply_token {
+                    check_text("reply_token", token, 512, false)?;
+                }
                 if !self.new_content(message_id, &body, &attachments)? {
                     return Ok(vec![]);
                 }
@@ -670,6 +788,7 @@ impl Aggregate for Ticket {
                         body,
                         attachments,
                         at,
+                        reply_token,
                     }
                     .into(),
                 );
@@ -689,7 +808,7 @@ impl Aggregate for Ticket {
                 if self.replies.contains_key(&reply_id) {
                     return Err(DomainError::ReplyExists(reply_id));
                 }
-                let whatsapp = channel_info.channel == Channel::Whatsapp;
+                let closed_window = self.closed_window(channel_info.channel, at);
                 let requested = OutboundReplyRequested {
                     reply_id,
                     body,
@@ -698,39 +817,98 @@ impl Aggregate for Ticket {
                     at,
                 }
                 .into();
-                let window_closed = match self.last_customer_message_at {
-                    Some(last) => at > last.plus_secs(WHATSAPP_WINDOW_SECS),
-                    None => true,
-                };
-                if whatsapp && window_closed {
+                if let Some((code, reason)) = closed_window {
                     return Ok(vec![
                         requested,
                         OutboundReplyFailed {
                             reply_id,
-                            reason: "WhatsApp accepts replies only within 24 hours of the customer's last message"
-                                .into(),
+                            reason: reason.into(),
                             at,
+                            code: Some(code.into()),
+                            attempts: 0,
                         }
                         .into(),
                     ]);
                 }
                 Ok(vec![requested])
             }
-            C::MarkReplyDelivered { reply_id, at } => {
+            C::MarkReplyDelivered {
+                reply_id,
+                platform_message_id,
+                attempts,
+                at,
+            } => {
                 self.pending_reply(reply_id)?;
-                Ok(vec![OutboundReplyDelivered { reply_id, at }.into()])
+                if let Some(id) = &platform_message_id {
+                    check_text("platform_message_id", id, 512, false)?;
+                }
+                Ok(vec![
+                    OutboundReplyDelivered {
+                        reply_id,
+                        at,
+                        platform_message_id,
+                        attempts,
+                    }
+                    .into(),
+                ])
             }
             C::MarkReplyFailed {
                 reply_id,
                 reason,
+                code,
+                attempts,
                 at,
             } => {
                 self.pending_reply(reply_id)?;
                 check_text("reason", &reason, 2_000, false)?;
+                if let Some(code) = &code {
+                    check_text("code", code, 64, false)?;
+                }
                 Ok(vec![
                     OutboundReplyFailed {
                         reply_id,
                         reason,
+                        at,
+                        code,
+                        attempts,
+                    }
+                    .into(),
+                ])
+            }
+            C::RecordReceipt {
+                reply_id,
+                status,
+                code,
+                text,
+                at,
+            } => {
+                if !self.replies.contains_key(&reply_id) {
+                    return Err(DomainError::ReplyNotPending(reply_id));
+                }
+                for value in [&code, &text].into_iter().flatten() {
+                    check_text("receipt", value, 2_000, true)?;
+                }
+                // Receipts come in any order and more than once: only news is recorded, and
+                // a read reply is not "delivered" again.
+                let rank = |status: ReceiptStatus| match status {
+                    ReceiptStatus::Sent => 0,
+                    ReceiptStatus::Delivered => 1,
+                    ReceiptStatus::Read => 2,
+                    ReceiptStatus::Failed => 3,
+                };
+                if self
+                    .receipts
+                    .get(&reply_id)
+                    .is_some_and(|last| rank(*last) >= rank(status))
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    OutboundReplyReceipt {
+                        reply_id,
+                        status,
+                        code,
+                        text,
                         at,
                     }
                     .into(),
@@ -755,6 +933,7 @@ impl Aggregate for Ticket {
                 if matches!(e.source, TicketSource::Social { .. }) {
                     self.last_customer_message_at = Some(e.at);
                 }
+                self.reply_token = e.reply_token.clone().map(|token| (token, e.at));
             }
             E::TicketTitleChanged(e) => self.title = e.title.clone(),
             E::TicketDescriptionChanged(e) => self.description = e.description.clone(),
@@ -782,14 +961,32 @@ impl Aggregate for Ticket {
             E::TicketChannelInfoSet(e) => self.channel_info = e.channel_info.clone(),
             E::CustomerMessageReceived(e) => {
                 // Late deliveries of older messages never shrink the reply window.
+                if self
+                    .last_customer_message_at
+                    .is_none_or(|last| e.at >= last)
+                {
+                    self.replies_since_customer = 0;
+                    if let Some(token) = &e.reply_token {
+                        self.reply_token = Some((token.clone(), e.at));
+                    }
+                }
                 self.last_customer_message_at = self.last_customer_message_at.max(Some(e.at));
                 self.seen.insert(e.message_id);
             }
             E::OutboundReplyRequested(e) => {
                 self.replies.insert(e.reply_id, ReplyState::Pending);
+                self.replies_since_customer = self.replies_since_customer.saturating_add(1);
+            }
+            E::OutboundReplyReceipt(e) => {
+                self.receipts.insert(e.reply_id, e.status);
+                if e.status == ReceiptStatus::Failed {
+                    self.replies.insert(e.reply_id, ReplyState::Failed);
+                }
             }
             E::OutboundReplyDelivered(e) => {
                 self.replies.insert(e.reply_id, ReplyState::Delivered);
+                // A LINE reply token is good for one reply.
+                self.reply_token = None;
             }
             E::OutboundReplyFailed(e) => {
                 self.replies.insert(e.reply_id, ReplyState::Failed);
@@ -828,6 +1025,9 @@ impl Ticket {
         if let Some(info) = &create.channel_info {
             check_channel_info(info)?;
         }
+        if let Some(token) = &create.reply_token {
+            check_text("reply_token", token, 512, false)?;
+        }
         // A social ticket carries its channel's tag and `messaging_support`, and its channel.
         if let TicketSource::Social { channel } = create.source {
             let info = create
@@ -856,6 +1056,7 @@ impl Ticket {
                 channel_info: create.channel_info,
                 created_by: create.created_by,
                 at: create.at,
+                reply_token: create.reply_token,
             }
             .into(),
         ])

@@ -12,7 +12,7 @@ use crate::runner::{Projection, Tables};
 use crate::store::{Dialect, Row, StoreError, Tx, Value};
 use parley_domain::Actor;
 use parley_domain::conversation::{ConversationEvent, ConversationKind, Visibility};
-use parley_domain::ticket::{TicketEvent, TicketStatus};
+use parley_domain::ticket::{ReceiptStatus, TicketEvent, TicketStatus};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -667,6 +667,31 @@ impl Batch<'_> {
                         e.reason.as_str().into(),
                     ],
                 )?;
+            }
+            // A platform's later news: a read reply shows as read, one it gave up on as
+            // failed with its error; "sent" and "delivered" add nothing to "delivered".
+            E::OutboundReplyReceipt(e) => {
+                let reason = match (&e.code, &e.text) {
+                    (Some(code), Some(text)) => Some(format!("{text} ({code})")),
+                    (Some(code), None) => Some(code.clone()),
+                    (None, text) => text.clone(),
+                };
+                let delivery = match e.status {
+                    ReceiptStatus::Read => Some("read"),
+                    ReceiptStatus::Failed => Some("failed"),
+                    ReceiptStatus::Sent | ReceiptStatus::Delivered => None,
+                };
+                if let Some(delivery) = delivery {
+                    tx.execute(
+                        &sql.entry_delivery,
+                        &[
+                            id.into(),
+                            e.reply_id.to_string().into(),
+                            delivery.into(),
+                            reason.into(),
+                        ],
+                    )?;
+                }
             }
         }
         Ok(())

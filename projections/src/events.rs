@@ -3,6 +3,8 @@
 
 use crate::feed::Event;
 use parley_domain::access::Token;
+use parley_domain::channel::ChannelAccount;
+use parley_domain::contact::Contact;
 use parley_domain::conversation::Conversation;
 use parley_domain::customer::Customer;
 use parley_domain::helpdesk::HelpDesk;
@@ -16,7 +18,7 @@ use uuid::Uuid;
 pub const SCHEMA_VERSION: u16 = 1;
 
 /// Every family of events, by the prefix of its streams, with its type names.
-pub fn families() -> [(&'static str, &'static [&'static str]); 5] {
+pub fn families() -> [(&'static str, &'static [&'static str]); 7] {
     // Stops compiling when the read models' events gain a family, so that it is listed here too.
     let _every_family_is_listed = |event: &Event| match event {
         Event::Conversation(..)
@@ -24,6 +26,8 @@ pub fn families() -> [(&'static str, &'static [&'static str]); 5] {
         | Event::Customer(..)
         | Event::HelpDesk(..)
         | Event::Token(..)
+        | Event::Channel(..)
+        | Event::Contact(..)
         | Event::Other => {}
     };
     fn family<A: Aggregate>() -> (&'static str, &'static [&'static str]) {
@@ -35,6 +39,8 @@ pub fn families() -> [(&'static str, &'static [&'static str]); 5] {
         family::<Customer>(),
         family::<HelpDesk>(),
         family::<Token>(),
+        family::<ChannelAccount>(),
+        family::<Contact>(),
     ]
 }
 

@@ -3,6 +3,8 @@
 
 use crate::events::from_recorded;
 use parley_domain::access::{TokenEvent, TokenId};
+use parley_domain::channel::{ChannelEvent, ChannelId};
+use parley_domain::contact::{ContactEvent, ContactId};
 use parley_domain::conversation::ConversationEvent;
 use parley_domain::customer::CustomerEvent;
 use parley_domain::helpdesk::HelpDeskEvent;
@@ -30,6 +32,8 @@ pub enum Event {
     Customer(CustomerId, CustomerEvent),
     HelpDesk(String, HelpDeskEvent),
     Token(TokenId, TokenEvent),
+    Channel(ChannelId, ChannelEvent),
+    Contact(ContactId, ContactEvent),
     /// A stream no read model knows (kept so positions stay contiguous).
     Other,
 }
@@ -69,6 +73,10 @@ pub fn decode(recorded: &RecordedEvent) -> Result<Envelope, FeedError> {
         Event::HelpDesk(id.to_owned(), from_recorded(recorded).map_err(codec)?)
     } else if let Some(id) = id_of(stream, "token") {
         Event::Token(TokenId(id), from_recorded(recorded).map_err(codec)?)
+    } else if let Some(id) = id_of(stream, "channel") {
+        Event::Channel(ChannelId(id), from_recorded(recorded).map_err(codec)?)
+    } else if let Some(id) = id_of(stream, "contact") {
+        Event::Contact(ContactId(id), from_recorded(recorded).map_err(codec)?)
     } else {
         Event::Other
     };

@@ -6,7 +6,9 @@
 //! - [`audit`]: any stream's full history (who, when, through which channel and request) and
 //!   an aggregate's state as of a global position or a time, read straight from the log;
 //! - read models, each a [`Projection`] with its query functions: [`inbox`], [`notifier`],
-//!   [`detail`], [`customers`], [`search`], [`reports`] and [`access`] (API tokens);
+//!   [`detail`], [`customers`], [`search`], [`reports`], [`access`] (API tokens), [`channels`]
+//!   (channel accounts, and the replies platforms accepted, by their ids) and [`files`]
+//!   (where stored files are attached);
 //! - [`store`]: where read models live (SQLite files or PostgreSQL), one SQL for both;
 //! - [`feed`]: stored events decoded for read models;
 //! - [`runner`]: feeds read models exactly once, rebuilds them into shadow tables and swaps.
@@ -15,10 +17,12 @@
 
 pub mod access;
 pub mod audit;
+pub mod channels;
 pub mod customers;
 pub mod detail;
 pub mod events;
 pub mod feed;
+pub mod files;
 pub mod inbox;
 pub mod keys;
 pub mod notifier;
@@ -46,5 +50,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(search::Search),
         Arc::new(reports::Reports),
         Arc::new(access::Access),
+        Arc::new(channels::Channels),
+        Arc::new(files::Files),
     ]
 }

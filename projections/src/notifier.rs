@@ -162,7 +162,8 @@ fn shown(event: &TicketEvent) -> bool {
         | E::TicketCommented(_)
         | E::OutboundReplyRequested(_)
         | E::OutboundReplyDelivered(_)
-        | E::OutboundReplyFailed(_) => false,
+        | E::OutboundReplyFailed(_)
+        | E::OutboundReplyReceipt(_) => false,
     }
 }
 

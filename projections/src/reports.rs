@@ -321,7 +321,8 @@ fn counts_for_social(event: &TicketEvent) -> bool {
         | E::CustomerMessageReceived(_)
         | E::OutboundReplyRequested(_)
         | E::OutboundReplyDelivered(_)
-        | E::OutboundReplyFailed(_) => false,
+        | E::OutboundReplyFailed(_)
+        | E::OutboundReplyReceipt(_) => false,
     }
 }
 

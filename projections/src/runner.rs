@@ -403,7 +403,8 @@ pub fn sqlite_views_dir(log_path: &Path) -> PathBuf {
     log_path.with_extension("views")
 }
 
-fn sqlite_path(url: &str) -> Option<PathBuf> {
+/// The log's file named by a `sqlite:` URL (`None` for another URL, or an in-memory database).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let path = rest.split('?').next().unwrap_or(rest);

@@ -4,7 +4,8 @@
 //! agents, social tickets with replies that are delivered or fail (outside WhatsApp's window),
 //! tag removals, customer details and identities, customer merges and their undoing; and, rarely,
 //! what admins do: the help desk's widget messages, business hours and report rules, API tokens
-//! issued and revoked. The help desk goes online and offline with its business hours.
+//! issued and revoked; connected channel accounts (registered, renamed, their secrets rotated,
+//! removed) and the contacts whose webhooks open and continue social tickets, with receipts. The help desk goes online and offline with its business hours.
 //!
 //! The history begins as a new help desk does: the first admin token, then the help desk's
 //! settings. Every event comes out of the domain's own `decide`, so the history is valid by
@@ -14,6 +15,11 @@
 
 use crate::events::to_new_event;
 use parley_domain::access::{Role, Token, TokenCommand, TokenId};
+use parley_domain::channel::{ChannelAccount, ChannelCommand, ChannelId};
+use parley_domain::contact::{
+    Contact, ContactCommand, ContactId, SocialContactFollowed, SocialMedia, SocialMessageReceived,
+    SocialProfile,
+};
 use parley_domain::conversation::{
     Channel, Conversation, ConversationCommand as C, ConversationKind, MAX_SUBJECT_CHARS, Origin,
     Participant, SendMessage, Start, Visibility,
@@ -24,7 +30,7 @@ use parley_domain::helpdesk::{
 };
 use parley_domain::ids::{AgentId, ConversationId, CustomerId, MessageId, QueueId, TicketId};
 use parley_domain::ticket::{
-    ChannelInfo, CreateTicket, MESSAGING_SUPPORT_TAG, Priority, ReplyState, Ticket,
+    ChannelInfo, CreateTicket, MESSAGING_SUPPORT_TAG, Priority, ReceiptStatus, ReplyState, Ticket,
     TicketCommand as T, TicketSource, TicketStatus, TicketType, channel_tag,
 };
 use parley_domain::{Actor, Aggregate, DomainEvent, Timestamp};
@@ -229,6 +235,8 @@ enum Life {
         id: TicketId,
         state: Ticket,
         steps: u32,
+        /// Through a connected channel account: the contact its webhooks land on.
+        contact: Option<Box<(ContactId, Contact)>>,
     },
 }
 
@@ -245,6 +253,8 @@ pub struct Workload {
     help_desk: HelpDesk,
     /// Tokens issued and not revoked (bounded; the first admin's is never revoked).
     tokens: Vec<(TokenId, Token)>,
+    /// The help desk's connected channel accounts, one per platform at a time.
+    accounts: Vec<(ChannelId, ChannelAccount)>,
     pending: std::collections::VecDeque<Append>,
 }
 
@@ -259,6 +269,7 @@ impl Workload {
             merges: Vec::new(),
             help_desk: HelpDesk::default(),
             tokens: Vec::new(),
+            accounts: Vec::new(),
             pending: Default::default(),
         };
         workload.first_start();
@@ -414,7 +425,11 @@ impl Workload {
         };
         // Who writes by e-mail is known by that address.
         let email = (channel == Channel::Email).then(|| value.clone());
-        let identity = ChannelIdentity { channel, value };
+        let identity = ChannelIdentity {
+            channel,
+            value,
+            account: None,
+        };
         let id = CustomerId::for_identity(&identity);
         let mut state = Customer::default();
         let at = self.at();
@@ -486,6 +501,9 @@ impl Workload {
     fn new_life(&mut self) -> Life {
         if self.rng.chance(self.shape.social_percent) {
             let channel = SOCIAL[self.rng.below(SOCIAL.len() as u64) as usize];
+            if self.rng.chance(50) {
+                return self.social_through_account(channel);
+            }
             let customer = self.customer(channel);
             let id = TicketId(self.id());
             let mut state = Ticket::default();
@@ -500,6 +518,7 @@ impl Workload {
                 format!("ticket-{id}"),
                 &mut state,
                 T::Create(CreateTicket {
+                    reply_token: None,
                     ticket_id: id,
                     ticket_type: TicketType::Ticket,
                     title,
@@ -517,6 +536,7 @@ impl Workload {
                 id,
                 state,
                 steps: 3 + self.rng.below(10) as u32,
+                contact: None,
             }
         } else if self.rng.chance(INTERNAL_PERCENT) {
             // Agents talking among themselves: two or three of them.
@@ -826,7 +846,12 @@ impl Workload {
                 steps,
             } => self.step_chat(*id, state, *customer, messages, steps),
             Life::Internal { id, state, steps } => self.step_internal(*id, state, steps),
-            Life::Social { id, state, steps } => self.step_social(*id, state, steps),
+            Life::Social {
+                id,
+                state,
+                steps,
+                contact,
+            } => self.step_social(*id, state, steps, contact),
         }
     }
 
@@ -975,11 +1000,13 @@ impl Workload {
                     ChannelIdentity {
                         channel: Channel::Email,
                         value: self.email(),
+                        account: None,
                     }
                 } else {
                     ChannelIdentity {
                         channel: Channel::Whatsapp,
                         value: format!("+1 555 {:07}", self.rng.below(10_000_000)),
+                        account: None,
                     }
                 };
                 self.on_customer(customer, CustomerCommand::AddIdentity { identity, at });
@@ -1067,6 +1094,7 @@ impl Workload {
                     format!("ticket-{ticket}"),
                     &mut ticket_state,
                     T::Create(CreateTicket {
+                        reply_token: None,
                         ticket_id: ticket,
                         ticket_type: TicketType::Task,
                         title,
@@ -1135,12 +1163,13 @@ impl Workload {
                     vec![]
                 };
                 let quote_of = last.filter(|_| self.rng.chance(10)).map(|(m, _)| m);
+                let message_id = MessageId(self.id());
                 C::SendMessage(SendMessage {
-                    message_id: MessageId(self.id()),
+                    message_id,
                     author: by,
                     body: self.text(14),
                     visibility: Visibility::Public,
-                    attachments: vec![],
+                    attachments: stored_files(message_id),
                     mentions,
                     quote_of,
                     at,
@@ -1226,7 +1255,242 @@ impl Workload {
         true
     }
 
-    fn step_social(&mut self, id: TicketId, state: &mut Ticket, steps: &mut u32) -> bool {
+    /// The account of `channel` webhooks arrive through: registered on first use; now and then
+    /// renamed, its secrets rotated, or removed and another registered.
+    fn account(&mut self, channel: Channel) -> ChannelId {
+        let by = Actor::Agent(self.agent());
+        if let Some(i) = self
+            .accounts
+            .iter()
+            .position(|(_, a)| a.channel == Some(channel))
+        {
+            let (id, mut state) = self.accounts[i].clone();
+            let stream = format!("channel-{id}");
+            let at = self.at();
+            match self.rng.below(100) {
+                0 => {
+                    self.run(stream, &mut state, ChannelCommand::Remove { by, at });
+                    self.accounts.remove(i);
+                    return self.account(channel);
+                }
+                1..=2 => {
+                    let name = self.text(3);
+                    let platform_ids = state.platform_ids.clone();
+                    self.run(
+                        stream,
+                        &mut state,
+                        ChannelCommand::Change {
+                            name,
+                            platform_ids,
+                            api_base: None,
+                            by,
+                            at,
+                        },
+                    );
+                }
+                3..=4 => {
+                    self.run(
+                        stream,
+                        &mut state,
+                        ChannelCommand::RotateSecrets {
+                            changed: ["access_token".to_owned()].into(),
+                            cleared: Default::default(),
+                            by,
+                            at,
+                        },
+                    );
+                }
+                _ => {}
+            }
+            self.accounts[i].1 = state;
+            return id;
+        }
+        let id = ChannelId(self.id());
+        let mut state = ChannelAccount::default();
+        let at = self.at();
+        let name = self.text(3);
+        let platform_ids = [("account_id".to_owned(), self.rng.below(1 << 40).to_string())].into();
+        self.run(
+            format!("channel-{id}"),
+            &mut state,
+            ChannelCommand::Register {
+                channel_id: id,
+                channel,
+                name,
+                platform_ids,
+                api_base: None,
+                by,
+                at,
+            },
+        );
+        self.run(
+            format!("channel-{id}"),
+            &mut state,
+            ChannelCommand::RotateSecrets {
+                changed: ["access_token".to_owned(), "app_secret".to_owned()].into(),
+                cleared: Default::default(),
+                by,
+                at,
+            },
+        );
+        self.accounts.push((id, state));
+        id
+    }
+
+    /// A message that came through `contact`'s account, as its webhook records it.
+    fn social_message(
+        &mut self,
+        contact: &mut (ContactId, Contact),
+        account: ChannelId,
+        user: &str,
+    ) -> String {
+        let at = self.at();
+        let text = self.text(10);
+        let media = if self.rng.chance(10) {
+            vec![SocialMedia {
+                kind: "image".into(),
+                source: "url".into(),
+                reference: format!("https://media.example/{}", self.rng.below(1 << 30)),
+                name: None,
+                content_type: Some("image/jpeg".into()),
+            }]
+        } else {
+            vec![]
+        };
+        let received = SocialMessageReceived {
+            contact_id: contact.0,
+            channel_id: account,
+            platform_message_id: format!("m-{}", self.rng.next_u64()),
+            profile: SocialProfile {
+                user_id: user.to_owned(),
+                name: Some(self.text(2)),
+                ..SocialProfile::default()
+            },
+            kind: if media.is_empty() { "text" } else { "image" }.into(),
+            text: text.clone(),
+            media,
+            reply_token: None,
+            sent_at: at,
+            at,
+        };
+        let id = received.platform_message_id.clone();
+        self.run(
+            format!("contact-{}", contact.0),
+            &mut contact.1,
+            ContactCommand::Receive(received),
+        );
+        id
+    }
+
+    /// A social ticket opened by a webhook of a connected account: the contact's message, the
+    /// customer met through that account (with what the platform told of them), the ticket,
+    /// and the contact now continuing it.
+    fn social_through_account(&mut self, channel: Channel) -> Life {
+        let account = self.account(channel);
+        let user = format!("user-{}", self.rng.below(1_000_000));
+        let mut contact = (ContactId::of(account, &user), Contact::default());
+        if channel == Channel::Line {
+            let at = self.at();
+            self.run(
+                format!("contact-{}", contact.0),
+                &mut contact.1,
+                ContactCommand::Follow(SocialContactFollowed {
+                    contact_id: contact.0,
+                    channel_id: account,
+                    profile: SocialProfile {
+                        user_id: user.clone(),
+                        ..SocialProfile::default()
+                    },
+                    followed: true,
+                    at,
+                }),
+            );
+        }
+        let opened_by = self.social_message(&mut contact, account, &user);
+        let identity = ChannelIdentity {
+            channel,
+            value: user.clone(),
+            account: Some(account.to_string()),
+        };
+        let customer = CustomerId::for_identity(&identity);
+        let mut customer_state = Customer::default();
+        let at = self.at();
+        let name = Some(self.text(2));
+        self.run(
+            format!("customer-{customer}"),
+            &mut customer_state,
+            CustomerCommand::Create {
+                customer_id: customer,
+                identity,
+                name: name.clone(),
+                email: None,
+                at,
+            },
+        );
+        self.run(
+            format!("customer-{customer}"),
+            &mut customer_state,
+            CustomerCommand::RecordSocialProfile {
+                account: account.to_string(),
+                channel,
+                profile: SocialProfile {
+                    user_id: user.clone(),
+                    name,
+                    ..SocialProfile::default()
+                },
+                at,
+            },
+        );
+        let id = TicketId(self.id());
+        let mut state = Ticket::default();
+        let title = self.text(4);
+        let description = self.text(10);
+        self.run(
+            format!("ticket-{id}"),
+            &mut state,
+            T::Create(CreateTicket {
+                reply_token: None,
+                ticket_id: id,
+                ticket_type: TicketType::Ticket,
+                title,
+                description,
+                priority: Priority::Normal,
+                requester: Some(customer),
+                source: TicketSource::Social { channel },
+                tags: vec![MESSAGING_SUPPORT_TAG.into(), channel_tag(channel).into()],
+                channel_info: Some(ChannelInfo {
+                    channel,
+                    account_id: account.to_string(),
+                    customer_handle: user,
+                }),
+                created_by: Actor::System,
+                at,
+            }),
+        );
+        self.run(
+            format!("contact-{}", contact.0),
+            &mut contact.1,
+            ContactCommand::StartTicket {
+                ticket_id: id,
+                platform_message_id: opened_by,
+                at,
+            },
+        );
+        Life::Social {
+            id,
+            state,
+            steps: 3 + self.rng.below(10) as u32,
+            contact: Some(Box::new(contact)),
+        }
+    }
+
+    fn step_social(
+        &mut self,
+        id: TicketId,
+        state: &mut Ticket,
+        steps: &mut u32,
+        contact: &mut Option<Box<(ContactId, Contact)>>,
+    ) -> bool {
         let stream = format!("ticket-{id}");
         let at = self.at();
         let agent = state.assignee.unwrap_or_else(|| self.agent());
@@ -1258,9 +1522,25 @@ impl Workload {
             .iter()
             .find(|(_, s)| **s == ReplyState::Pending)
             .map(|(reply_id, _)| *reply_id);
+        let delivered_reply = state
+            .replies
+            .iter()
+            .find(|(reply_id, s)| {
+                **s == ReplyState::Delivered && !state.receipts.contains_key(reply_id)
+            })
+            .map(|(reply_id, _)| *reply_id);
         let follower = state.followers.iter().next().copied();
-        let command = match (self.rng.below(1_000), pending_reply, follower) {
+        let roll = self.rng.below(1_000);
+        // A connected account's webhook records the customer's message on the contact first.
+        if roll < 300
+            && let Some(contact) = contact
+            && let (Some(account), Some(info)) = (contact.1.channel_id, state.channel_info.clone())
+        {
+            self.social_message(contact, account, &info.customer_handle);
+        }
+        let command = match (roll, pending_reply, follower) {
             (0..=299, ..) => T::ReceiveCustomerMessage {
+                reply_token: None,
                 message_id: self.id(),
                 body: self.text(12),
                 attachments: vec![],
@@ -1274,13 +1554,26 @@ impl Workload {
                 at,
             },
             // The channel reports a reply delivered.
-            (620..=699, Some(reply_id), _) => T::MarkReplyDelivered { reply_id, at },
+            (620..=699, Some(reply_id), _) => T::MarkReplyDelivered {
+                attempts: 0,
+                platform_message_id: None,
+                reply_id,
+                at,
+            },
             (560..=699, ..) => T::Comment {
                 comment_id: self.id(),
                 author: by,
                 body: self.text(10),
                 visibility: Visibility::Internal,
                 attachments: vec![],
+                at,
+            },
+            // The platform reports a delivered reply read.
+            (700..=719, ..) if delivered_reply.is_some() => T::RecordReceipt {
+                reply_id: delivered_reply.unwrap_or_default(),
+                status: ReceiptStatus::Read,
+                code: None,
+                text: None,
                 at,
             },
             (700..=749, ..) => T::ChangeStatus {
@@ -1345,6 +1638,8 @@ impl Workload {
             }
             // The channel refuses a reply.
             (996..=999, Some(reply_id), _) => T::MarkReplyFailed {
+                attempts: 0,
+                code: None,
                 reply_id,
                 reason: "the channel refused the message".into(),
                 at,
@@ -1359,7 +1654,7 @@ impl Workload {
     }
 }
 
-/// A message without attachments, mentions or a quote.
+/// A message without mentions or a quote (now and then with a stored file).
 fn plain_message(
     message_id: MessageId,
     author: Actor,
@@ -1372,11 +1667,30 @@ fn plain_message(
         author,
         body,
         visibility,
-        attachments: vec![],
+        attachments: stored_files(message_id),
         mentions: vec![],
         quote_of: None,
         at,
     })
+}
+
+/// One message in eight carries a file of Parley's file store, chosen by the message's id, so
+/// that the history's other draws stay what they were.
+fn stored_files(message_id: MessageId) -> Vec<parley_domain::conversation::Attachment> {
+    let id = message_id.0;
+    if !id.as_bytes()[15].is_multiple_of(8) {
+        return Vec::new();
+    }
+    let file_id = Uuid::new_v5(&id, b"file");
+    vec![parley_domain::conversation::Attachment {
+        name: "photo.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: 48_213,
+        storage_ref: format!("file:{file_id}"),
+        file_id: Some(file_id),
+        sha256: Some(file_id.simple().to_string().repeat(2)),
+        unavailable: None,
+    }]
 }
 
 #[cfg(test)]

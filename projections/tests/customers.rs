@@ -3,6 +3,7 @@
 mod support;
 
 use parley_domain::Actor;
+use parley_domain::contact::SocialProfile;
 use parley_domain::conversation::*;
 use parley_domain::customer::*;
 use parley_domain::ticket::*;
@@ -47,6 +48,7 @@ fn created(who: u128, channel: Channel, value: &str) -> CustomerEvent {
         identity: ChannelIdentity {
             channel,
             value: value.into(),
+            account: None,
         },
         name: Some(format!("customer {who}")),
         email: None,
@@ -82,6 +84,7 @@ async fn history_follows_merges_and_identities(backend: Backend) {
     w.ticket(
         ticket(1),
         vec![TicketEvent::from(TicketCreated {
+            reply_token: None,
             ticket_id: ticket(1),
             ticket_type: TicketType::Ticket,
             title: "refund".into(),
@@ -197,6 +200,7 @@ async fn history_follows_merges_and_identities(backend: Backend) {
                 &ChannelIdentity {
                     channel: Channel::Line,
                     value: " line-user-2 ".into(),
+                    account: None,
                 },
             )
         })
@@ -211,6 +215,7 @@ async fn history_follows_merges_and_identities(backend: Backend) {
                 &ChannelIdentity {
                     channel: Channel::Whatsapp,
                     value: "+15550100001".into(),
+                    account: None,
                 },
             )
         })
@@ -236,6 +241,7 @@ async fn history_follows_merges_and_identities(backend: Backend) {
                 &ChannelIdentity {
                     channel: Channel::Line,
                     value: "line-user-2".into(),
+                    account: None,
                 },
             )
         })
@@ -468,7 +474,412 @@ async fn search_by_keyword_and_date_within_what_the_searcher_may_see(backend: Ba
     );
 }
 
+/// A channel account's id as the log names it.
+fn account(n: u128) -> String {
+    format!("channel-{}", uuid::Uuid::from_u128(0x5000 + n))
+}
+
+fn through(channel: Channel, value: &str, account: Option<String>) -> ChannelIdentity {
+    ChannelIdentity {
+        channel,
+        value: value.into(),
+        account,
+    }
+}
+
+fn created_as(
+    who: u128,
+    identity: ChannelIdentity,
+    name: Option<&str>,
+    email: Option<&str>,
+) -> CustomerEvent {
+    CustomerCreated {
+        customer_id: customer(who),
+        identity,
+        name: name.map(Into::into),
+        email: email.map(Into::into),
+        at: at(0),
+    }
+    .into()
+}
+
+fn profile(
+    on: u128,
+    channel: Channel,
+    user_id: &str,
+    name: &str,
+    phone: Option<&str>,
+    username: Option<&str>,
+    secs: i64,
+) -> CustomerEvent {
+    CustomerSocialProfileRecorded {
+        account: account(on),
+        channel,
+        profile: SocialProfile {
+            user_id: user_id.into(),
+            name: Some(name.into()),
+            phone: phone.map(Into::into),
+            username: username.map(Into::into),
+            locale: Some("pt_BR".into()),
+        },
+        at: at(secs),
+    }
+    .into()
+}
+
+fn merge(into: u128, secs: i64) -> CustomerEvent {
+    CustomerMergedInto {
+        survivor: customer(into),
+        by: Actor::Agent(agent(1)),
+        at: at(secs),
+    }
+    .into()
+}
+
+fn unmerge(from: u128, secs: i64) -> CustomerEvent {
+    CustomerUnmerged {
+        survivor: customer(from),
+        by: Actor::Agent(agent(1)),
+        at: at(secs),
+    }
+    .into()
+}
+
+async fn view_of(w: &World, who: u128) -> customers::CustomerView {
+    let id = customer(who).to_string();
+    w.query(customers::NAME, move |tx, t| {
+        customers::customer_view(tx, t, &id)
+    })
+    .await
+    .expect("the customer is known")
+}
+
+async fn found_by(w: &World, identity: ChannelIdentity) -> Option<String> {
+    w.query(customers::NAME, move |tx, t| {
+        customers::find_by_identity(tx, t, &identity)
+    })
+    .await
+}
+
+async fn two_accounts_meeting_one_number_keep_two_customers(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
+    let number = "+55 11 91234-0001";
+    w.customer(
+        customer(1),
+        vec![created_as(
+            1,
+            through(Channel::Whatsapp, number, Some(account(1))),
+            Some("Ana"),
+            None,
+        )],
+    )
+    .await;
+    w.customer(
+        customer(2),
+        vec![created_as(
+            2,
+            through(Channel::Whatsapp, number, Some(account(2))),
+            Some("Ana"),
+            None,
+        )],
+    )
+    .await;
+    // Each account's identity finds its own customer, however the number is written.
+    let written = "+5511912340001";
+    assert_eq!(
+        found_by(&w, through(Channel::Whatsapp, written, Some(account(1)))).await,
+        Some(customer(1).to_string())
+    );
+    assert_eq!(
+        found_by(&w, through(Channel::Whatsapp, written, Some(account(2)))).await,
+        Some(customer(2).to_string())
+    );
+    // Neither is the number met without an account, nor through a third account.
+    assert_eq!(
+        found_by(&w, through(Channel::Whatsapp, written, None)).await,
+        None
+    );
+    assert_eq!(
+        found_by(&w, through(Channel::Whatsapp, written, Some(account(3)))).await,
+        None
+    );
+    let view = view_of(&w, 2).await;
+    assert_eq!(
+        view.identities,
+        vec![customers::IdentityView {
+            channel: "whatsapp".into(),
+            value: written.into(),
+            account: Some(account(2)),
+        }]
+    );
+    // A number met without an account is a third identity, of a third customer.
+    w.customer(
+        customer(3),
+        vec![created_as(
+            3,
+            through(Channel::Whatsapp, number, None),
+            None,
+            None,
+        )],
+    )
+    .await;
+    assert_eq!(
+        found_by(&w, through(Channel::Whatsapp, written, None)).await,
+        Some(customer(3).to_string())
+    );
+    assert_eq!(view_of(&w, 3).await.identities[0].account, None);
+}
+
+async fn social_profiles_are_the_latest_per_account_and_follow_merges(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
+    w.customer(
+        customer(1),
+        vec![
+            created_as(
+                1,
+                through(Channel::Line, "U1", Some(account(1))),
+                None,
+                None,
+            ),
+            profile(1, Channel::Line, "U1", "Ana", None, None, 10),
+        ],
+    )
+    .await;
+    let social = view_of(&w, 1).await.social;
+    assert_eq!(
+        social,
+        vec![customers::SocialProfileView {
+            account: account(1),
+            channel: "line".into(),
+            user_id: "U1".into(),
+            name: Some("Ana".into()),
+            phone: None,
+            username: None,
+            locale: Some("pt_BR".into()),
+            recorded_at: at(10).0,
+        }]
+    );
+    // A newer profile from the same account replaces it.
+    w.customer(
+        customer(1),
+        vec![profile(
+            1,
+            Channel::Line,
+            "U1",
+            "Ana Souza",
+            None,
+            Some("anasouza"),
+            20,
+        )],
+    )
+    .await;
+    let social = view_of(&w, 1).await.social;
+    assert_eq!(social.len(), 1);
+    assert_eq!(
+        (
+            social[0].name.as_deref(),
+            social[0].username.as_deref(),
+            social[0].recorded_at
+        ),
+        (Some("Ana Souza"), Some("anasouza"), at(20).0)
+    );
+
+    // Another customer, met through another account; merged into the first, its profile shows
+    // on the survivor, and goes back with it on the unmerge.
+    w.customer(
+        customer(2),
+        vec![
+            created_as(
+                2,
+                through(Channel::Whatsapp, "+15550002", Some(account(2))),
+                None,
+                None,
+            ),
+            profile(
+                2,
+                Channel::Whatsapp,
+                "15550002",
+                "Ana S.",
+                Some("+1 555 0002"),
+                None,
+                30,
+            ),
+        ],
+    )
+    .await;
+    w.customer(customer(2), vec![merge(1, 40)]).await;
+    let survivor = view_of(&w, 1).await;
+    assert_eq!(
+        survivor
+            .social
+            .iter()
+            .map(|p| (p.account.clone(), p.user_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(account(1), "U1"), (account(2), "15550002")]
+    );
+    assert_eq!(survivor.merged, vec![customer(2).to_string()]);
+    w.customer(customer(2), vec![unmerge(1, 50)]).await;
+    let survivor = view_of(&w, 1).await;
+    assert_eq!(survivor.social.len(), 1);
+    assert_eq!(survivor.social[0].account, account(1));
+    assert_eq!(view_of(&w, 2).await.social[0].user_id, "15550002");
+}
+
+/// The customers a search for `q` finds, page by page of `limit`, as ids; every cursor is
+/// followed.
+async fn search_all(w: &World, q: &str, limit: usize) -> Vec<String> {
+    let key = customers::search_key(q).unwrap();
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let (key, cursor) = (key.clone(), after.clone());
+        let page = w
+            .query(customers::NAME, move |tx, t| {
+                customers::search(tx, t, &key, cursor.as_ref(), limit)
+            })
+            .await;
+        assert!(page.items.len() <= limit);
+        found.extend(page.items.into_iter().map(|c| c.customer_id));
+        match page.next_cursor {
+            Some(cursor) => after = Some(customers::parse_search_cursor(&cursor).unwrap()),
+            None => break,
+        }
+    }
+    found
+}
+
+async fn customers_are_found_by_the_beginning_of_what_is_known_of_them(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
+    let id = |n| customer(n).to_string();
+    w.customer(
+        customer(1),
+        vec![created_as(
+            1,
+            through(Channel::Email, "Ana.Souza@Example.com", None),
+            Some("Ana Maria Souza"),
+            Some("ana.souza@example.com"),
+        )],
+    )
+    .await;
+    w.customer(
+        customer(2),
+        vec![
+            created_as(
+                2,
+                through(Channel::Whatsapp, "+55 11 91234-0002", Some(account(1))),
+                Some("Bruno Alves"),
+                None,
+            ),
+            profile(
+                1,
+                Channel::Whatsapp,
+                "5511912340002",
+                "Bruno",
+                Some("+55 11 91234-0002"),
+                None,
+                10,
+            ),
+        ],
+    )
+    .await;
+    w.customer(
+        customer(3),
+        vec![
+            created_as(
+                3,
+                through(Channel::Line, "U3", Some(account(2))),
+                Some("Anabela"),
+                None,
+            ),
+            profile(2, Channel::Line, "U3", "Bela", None, Some("@belinha"), 10),
+        ],
+    )
+    .await;
+
+    // A word of the name, or the start of the whole name; in any case.
+    assert_eq!(search_all(&w, "ana", 10).await, vec![id(1), id(3)]);
+    assert_eq!(search_all(&w, "SOUZ", 10).await, vec![id(1)]);
+    assert_eq!(search_all(&w, "ana m", 10).await, vec![id(1)]);
+    assert_eq!(
+        search_all(&w, "maria souza", 10).await,
+        Vec::<String>::new()
+    );
+    // The e-mail address (the customer's, and its e-mail identity, count once).
+    assert_eq!(search_all(&w, "ana.souza@", 10).await, vec![id(1)]);
+    // The phone number, with or without its punctuation and plus sign.
+    assert_eq!(search_all(&w, "5511", 10).await, vec![id(2)]);
+    assert_eq!(search_all(&w, "+55 11 9123", 10).await, vec![id(2)]);
+    assert_eq!(search_all(&w, "11 91234", 10).await, Vec::<String>::new());
+    // The social profile: a username with or without its @, a platform name.
+    assert_eq!(search_all(&w, "belin", 10).await, vec![id(3)]);
+    assert_eq!(search_all(&w, "@belinha", 10).await, vec![id(3)]);
+    assert_eq!(search_all(&w, "bela", 10).await, vec![id(3)]);
+    assert_eq!(search_all(&w, "u3", 10).await, vec![id(3)]);
+    // A renamed customer is found by its new name only.
+    w.customer(
+        customer(3),
+        vec![CustomerEvent::from(CustomerDetailsChanged {
+            name: Some("Ana Isabela".into()),
+            email: None,
+            by: Actor::Agent(agent(1)),
+            at: at(20),
+        })],
+    )
+    .await;
+    assert_eq!(search_all(&w, "anab", 10).await, Vec::<String>::new());
+    assert_eq!(search_all(&w, "isa", 10).await, vec![id(3)]);
+    assert_eq!(search_all(&w, "ana", 1).await, vec![id(1), id(3)]);
+
+    // Merged, customer 3 answers as customer 1, once, whichever of them matched.
+    w.customer(customer(3), vec![merge(1, 30)]).await;
+    assert_eq!(search_all(&w, "belin", 10).await, vec![id(1)]);
+    assert_eq!(search_all(&w, "isa", 10).await, vec![id(1)]);
+    assert_eq!(search_all(&w, "ana", 1).await, vec![id(1)]);
+    assert_eq!(search_all(&w, "a", 1).await, vec![id(2), id(1)]);
+    let page = {
+        let key = customers::search_key("ana").unwrap();
+        w.query(customers::NAME, move |tx, t| {
+            customers::search(tx, t, &key, None, 10)
+        })
+        .await
+    };
+    assert_eq!((page.items.len(), page.next_cursor), (1, None));
+    let ana = &page.items[0];
+    assert_eq!(
+        (ana.customer_id.as_str(), ana.name.as_deref()),
+        (id(1).as_str(), Some("Ana Maria Souza"))
+    );
+    assert_eq!(
+        ana.social
+            .iter()
+            .map(|p| p.user_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["U3"]
+    );
+    // Unmerged, it is found as itself again.
+    w.customer(customer(3), vec![unmerge(1, 40)]).await;
+    assert_eq!(search_all(&w, "belin", 10).await, vec![id(3)]);
+    assert_eq!(search_all(&w, "ana", 1).await, vec![id(1), id(3)]);
+    assert_eq!(search_all(&w, "a", 1).await, vec![id(2), id(1), id(3)]);
+
+    // Queries a search does not take.
+    assert!(customers::search_key("").is_err());
+    assert!(customers::search_key("   ").is_err());
+    assert!(customers::search_key(&"a".repeat(101)).is_err());
+    assert!(customers::search_key(&"a".repeat(100)).is_ok());
+    assert!(customers::parse_search_cursor("not a cursor").is_err());
+}
+
 on_both_backends! {
+    two_accounts_meeting_one_number_keep_two_customers => super::two_accounts_meeting_one_number_keep_two_customers;
+    social_profiles_are_the_latest_per_account_and_follow_merges => super::social_profiles_are_the_latest_per_account_and_follow_merges;
+    customers_are_found_by_the_beginning_of_what_is_known_of_them => super::customers_are_found_by_the_beginning_of_what_is_known_of_them;
     history_follows_merges_and_identities => super::history_follows_merges_and_identities;
     details_are_what_the_last_change_left => super::details_are_what_the_last_change_left;
     search_by_keyword_and_date_within_what_the_searcher_may_see => super::search_by_keyword_and_date_within_what_the_searcher_may_see;

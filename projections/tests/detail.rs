@@ -253,6 +253,7 @@ async fn tickets_show_entries_deliveries_and_hide_internal_comments(backend: Bac
         ticket(1),
         vec![
             TicketEvent::from(TicketCreated {
+                reply_token: None,
                 ticket_id: ticket(1),
                 ticket_type: TicketType::Ticket,
                 title: "Printer".into(),
@@ -291,6 +292,8 @@ async fn tickets_show_entries_deliveries_and_hide_internal_comments(backend: Bac
             }
             .into(),
             OutboundReplyFailed {
+                attempts: 0,
+                code: None,
                 reply_id: reply,
                 reason: "outside the 24-hour window".into(),
                 at: at(4),

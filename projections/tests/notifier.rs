@@ -16,6 +16,7 @@ fn by() -> Actor {
 /// A ticket created from a customer's message on `channel`, as the domain creates them.
 fn social(n: u128, channel: Channel, secs: i64) -> TicketEvent {
     TicketCreated {
+        reply_token: None,
         ticket_id: ticket(n),
         ticket_type: TicketType::Ticket,
         title: format!("ticket {n}"),
@@ -41,6 +42,7 @@ fn social(n: u128, channel: Channel, secs: i64) -> TicketEvent {
 /// A ticket created through the API, with `tags`.
 fn api(n: u128, tags: &[&str], secs: i64) -> TicketEvent {
     TicketCreated {
+        reply_token: None,
         ticket_id: ticket(n),
         ticket_type: TicketType::Ticket,
         title: format!("ticket {n}"),
@@ -117,6 +119,7 @@ fn tag_removed(tag: &str, secs: i64) -> TicketEvent {
 
 fn customer_message(n: u128, secs: i64) -> TicketEvent {
     CustomerMessageReceived {
+        reply_token: None,
         message_id: message(n).0,
         body: format!("message {n}"),
         attachments: vec![],

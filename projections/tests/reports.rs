@@ -485,6 +485,7 @@ async fn ratings_per_day_and_agent(backend: Backend) {
 
 fn social_ticket(n: u128, channel: Channel, at: Timestamp) -> TicketEvent {
     TicketCreated {
+        reply_token: None,
         ticket_id: ticket(n),
         ticket_type: TicketType::Ticket,
         title: format!("ticket {n}"),
@@ -561,6 +562,7 @@ async fn social_tickets_follow_their_tag(backend: Backend) {
     w.ticket(
         ticket(3),
         vec![TicketEvent::from(TicketCreated {
+            reply_token: None,
             ticket_id: ticket(3),
             ticket_type: TicketType::Task,
             title: "internal".into(),

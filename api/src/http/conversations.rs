@@ -180,10 +180,28 @@ impl From<PriorityDto> for Priority {
     }
 }
 
-/// A file attached to a message (the file itself is stored elsewhere; this is its reference).
+/// A file attached to a message: one uploaded with `POST /api/v1/files`, by its id (the caller's
+/// own uploads only), or a reference to a file stored elsewhere.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AttachmentDto {
+    Upload(FileRef),
+    Reference(AttachmentReference),
+}
+
+/// A file uploaded with `POST /api/v1/files` (or, by a visitor, `POST /widget/v1/files`): its
+/// name, type, size and digest are the upload's.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AttachmentDto {
+pub struct FileRef {
+    /// The id the upload answered.
+    pub file_id: Uuid,
+}
+
+/// A file stored outside Parley; the log keeps this reference.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentReference {
     /// 1 to 255 characters.
     pub name: String,
     pub content_type: String,
@@ -193,13 +211,16 @@ pub struct AttachmentDto {
     pub storage_ref: String,
 }
 
-impl From<AttachmentDto> for Attachment {
-    fn from(dto: AttachmentDto) -> Attachment {
+impl From<AttachmentReference> for Attachment {
+    fn from(dto: AttachmentReference) -> Attachment {
         Attachment {
             name: dto.name,
             content_type: dto.content_type,
             size: dto.size,
             storage_ref: dto.storage_ref,
+            file_id: None,
+            sha256: None,
+            unavailable: None,
         }
     }
 }
@@ -218,7 +239,7 @@ pub struct NewMessage {
     /// `public` (the default) or `internal`: a note customers never see ("silent mode").
     #[serde(default)]
     pub visibility: VisibilityDto,
-    /// At most 20 files.
+    /// At most 20 files: uploads (`{"file_id": ...}`) or references.
     #[serde(default)]
     pub attachments: Vec<AttachmentDto>,
     /// Agents mentioned (at most 100).
@@ -231,12 +252,14 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
-    /// The domain command, with `default_id` when the client chose no id.
+    /// The domain command, with `default_id` when the client chose no id, and `attachments`
+    /// (this message's, resolved by `files::attachments`).
     fn into_command(
         self,
         default_id: MessageId,
         author: Actor,
         at: Timestamp,
+        attachments: Vec<Attachment>,
     ) -> Result<SendMessage, DomainError> {
         if self.mentions.len() > MAX_PEOPLE {
             return Err(DomainError::Invalid {
@@ -249,7 +272,7 @@ impl NewMessage {
             author,
             body: self.body,
             visibility: self.visibility.into(),
-            attachments: self.attachments.into_iter().map(Attachment::from).collect(),
+            attachments,
             mentions: distinct(self.mentions, AgentId),
             quote_of: self.quote_of.map(MessageId),
             at,
@@ -774,13 +797,19 @@ async fn start(
         origin: None,
         at,
     };
-    let first = request
-        .message
-        .map(|message| {
+    let first = match request.message {
+        Some(mut message) => {
             let default_id = first_message_id(conversation_id, request.conversation_id.is_some());
-            message.into_command(default_id, by, at)
-        })
-        .transpose()?;
+            let attachments = super::files::attachments(
+                &state,
+                &caller,
+                std::mem::take(&mut message.attachments),
+            )
+            .await?;
+            Some(message.into_command(default_id, by, at, attachments)?)
+        }
+        None => None,
+    };
     // Both steps are decided on a blank conversation first: an invalid first message starts
     // nothing.
     let blank = Conversation::default();
@@ -864,12 +893,16 @@ async fn send(
     caller: Caller,
     if_match: IfMatch,
     Path(path): Path<ConversationPath>,
-    Json(request): Json<NewMessage>,
+    Json(mut request): Json<NewMessage>,
 ) -> Result<(StatusCode, Json<CommandReply>), Problem> {
+    caller.require_staff()?;
     let message_id = request
         .message_id
         .map_or_else(|| MessageId(crate::ids::new_id("message")), MessageId);
-    let command = request.into_command(message_id, caller.actor(), now())?;
+    let attachments =
+        super::files::attachments(&state, &caller, std::mem::take(&mut request.attachments))
+            .await?;
+    let command = request.into_command(message_id, caller.actor(), now(), attachments)?;
     let executed = act(
         &state,
         &caller,

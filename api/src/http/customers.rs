@@ -61,6 +61,7 @@ impl From<IdentityDto> for ChannelIdentity {
         ChannelIdentity {
             channel: dto.channel.into(),
             value: dto.value,
+            account: None,
         }
     }
 }

@@ -26,6 +26,12 @@
 //!   [`SWEEP_EVERY`] per process.
 //! - Once claimed, a request runs to its end even if the client goes away, so that its answer
 //!   is there for the retry.
+//! - A file upload (`POST /api/v1/files`, `/widget/v1/files`) is not read here: its body
+//!   streams to the file store. It is fingerprinted by its method, path and query and the
+//!   headers announcing the file (`Content-Length`, `Content-Disposition`); its file id is
+//!   derived from the key like any other, so a run again finds the first attempt's record (422
+//!   if that holds another file); and a replay reads the retry's body through SHA-256 (nothing
+//!   kept) and answers 422 unless it is the file first answered.
 
 use super::AppState;
 use crate::ids::IdSource;
@@ -308,22 +314,35 @@ async fn handle(
         .map(|value| super::auth::digest(&String::from_utf8_lossy(value.as_bytes())))
         .unwrap_or_default();
     let (parts, body) = request.into_parts();
-    // The body is read whole (within the body limit) to fingerprint the request.
-    let mut probe = Request::new(body);
-    *probe.extensions_mut() = parts.extensions.clone();
-    let body = Bytes::from_request(probe, &()).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "the request body is larger than the server accepts",
-            )
-        } else {
-            Problem::bad_request(rejection.body_text())
-        }
-        .into_response()
-    })?;
-    let fingerprint = fingerprint(&parts.method, &parts.uri, &body);
+    let upload = super::files::is_upload(&parts.method, parts.uri.path());
+    let (fingerprint, body) = if upload {
+        // A file streams to the file store, never held here: the request is told by what
+        // announces the file, and a replay checks the file's digest (see `replay_upload`).
+        let announced = [header::CONTENT_LENGTH, header::CONTENT_DISPOSITION]
+            .map(|name| parts.headers.get(name).map_or(&[][..], |v| v.as_bytes()))
+            .join(&b'\n');
+        (fingerprint(&parts.method, &parts.uri, &announced), body)
+    } else {
+        // The body is read whole (within the body limit) to fingerprint the request.
+        let mut probe = Request::new(body);
+        *probe.extensions_mut() = parts.extensions.clone();
+        let body = Bytes::from_request(probe, &()).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    "the request body is larger than the server accepts",
+                )
+            } else {
+                Problem::bad_request(rejection.body_text())
+            }
+            .into_response()
+        })?;
+        (
+            fingerprint(&parts.method, &parts.uri, &body),
+            Body::from(body),
+        )
+    };
     let records = state.idempotency.clone();
     let in_flight = || {
         Problem {
@@ -343,18 +362,12 @@ async fn handle(
         .map_err(|error| Problem::from(error).into_response())?;
     let claimed = match claim {
         Claim::Claimed(claimed) => claimed,
+        Claim::Answered(answer) if upload => return Ok(replay_upload(answer, body).await),
         Claim::Answered(answer) => return Ok(replay(answer)),
         Claim::InFlight | Claim::Unanswered(_) => return Err(in_flight()),
-        Claim::OtherRequest => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "this Idempotency-Key was used with a different request (method, path or body)",
-            )
-            .into_response());
-        }
+        Claim::OtherRequest => return Err(key_reused().into_response()),
     };
-    let request = Request::from_parts(parts, Body::from(body));
+    let request = Request::from_parts(parts, body);
     // Runs on its own task: the request completes, and its answer is recorded, even if the
     // client disconnects meanwhile.
     let request_id = crate::problem::request_id().unwrap_or_default();
@@ -371,6 +384,47 @@ async fn handle(
     // A panic leaves the key unanswered: a retry runs the request again from the same seed.
     task.await
         .map_err(|error| Problem::internal(&error).into_response())
+}
+
+fn key_reused() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+        "this Idempotency-Key was used with a different request (method, path or body)",
+    )
+}
+
+/// The stored answer of an upload, replayed once the retry's body is found to be the same
+/// file: its digest, read as it streams and not kept, must be the answered `sha256` (422
+/// otherwise). An answer without a digest (a refusal) is replayed as it is.
+async fn replay_upload(answer: Answer, body: Body) -> Response {
+    let answered = serde_json::from_str::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|stored| {
+            let sha256 = stored.get("sha256")?.as_str()?.to_owned();
+            Some((sha256, stored.get("size")?.as_u64()?))
+        });
+    let Some((sha256, size)) = answered else {
+        return replay(answer);
+    };
+    let mut hasher = Sha256::new();
+    let mut read = 0u64;
+    let mut pieces = body.into_data_stream();
+    while let Some(piece) = futures::StreamExt::next(&mut pieces).await {
+        let Ok(piece) = piece else {
+            return Problem::bad_request("the upload ended before the file did").into_response();
+        };
+        read += piece.len() as u64;
+        if read > size {
+            return key_reused().into_response();
+        }
+        hasher.update(&piece);
+    }
+    if super::auth::hex(&hasher.finalize()) == sha256 {
+        replay(answer)
+    } else {
+        key_reused().into_response()
+    }
 }
 
 /// Checks a key: visible ASCII, 1 to [`MAX_KEY_LEN`] characters. Refusals say why.

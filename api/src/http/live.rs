@@ -122,7 +122,7 @@ fn never_shown(stream: &str) -> bool {
 }
 
 /// The JSON of a domain event's fields.
-fn fields<E: DomainEvent>(event: &E) -> Result<serde_json::Value, serde_json::Error> {
+pub(crate) fn fields<E: DomainEvent>(event: &E) -> Result<serde_json::Value, serde_json::Error> {
     event.serialize_payload(serde_json::value::Serializer)
 }
 
@@ -134,6 +134,9 @@ fn feed_event(recorded: &RecordedEvent, envelope: &Envelope) -> Result<Option<Fe
         Event::Ticket(_, event) => fields(event),
         Event::Customer(_, event) => fields(event),
         Event::HelpDesk(_, event) => fields(event),
+        // Accounts' events name which secrets changed, never their values.
+        Event::Channel(_, event) => fields(event),
+        Event::Contact(_, event) => fields(event),
         Event::Token(..) | Event::Other => return Ok(None),
     }
     .map_err(|e| Problem::internal(&e))?;
@@ -302,7 +305,10 @@ impl Audience for Staff {
             // Customer records, like their read routes, are for customer support only.
             Event::Customer(..) if !self.caller.sees_from_customers() => Verdict::Skip,
             Event::Ticket(..) | Event::Customer(..) | Event::HelpDesk(..) => Verdict::Show,
-            Event::Token(..) | Event::Other => Verdict::Skip,
+            // Accounts are admins' settings; a contact's messages show as its ticket's.
+            Event::Token(..) | Event::Channel(..) | Event::Contact(..) | Event::Other => {
+                Verdict::Skip
+            }
         })
     }
 }

@@ -13,10 +13,13 @@
 //! - lists are paged by opaque cursors.
 
 pub mod auth;
+pub mod channels;
 pub mod conversations;
 pub mod customers;
 pub mod extract;
+pub mod files;
 pub mod helpdesk;
+pub mod hooks;
 pub mod idempotency;
 pub mod live;
 pub mod ops;
@@ -70,10 +73,18 @@ pub struct Shared {
     pub settings: Settings,
     /// The `Idempotency-Key` records shared by all nodes.
     pub idempotency: Arc<idempotency::IdempotencyStore>,
+    /// Uploaded files: their records and content-addressed bytes.
+    pub files: Arc<crate::files::FileStore>,
     /// Open live streams per token (and per visitors' address).
     pub streams: Arc<streams::StreamLimits>,
     /// Token revocations, told to every open stream.
     pub revocations: streams::Revocations,
+    /// What follows the log and acts: the inbound messages' reaction, the dispatcher.
+    pub reactions: parley_app::reactions::Reactions,
+    /// Connected channel accounts and their secrets.
+    pub channels: Arc<parley_app::channels::Directory>,
+    /// The platforms' APIs, as the webhooks' side needs them (the dispatcher has its own).
+    pub platforms: parley_channels::http::Client,
     /// Turns `true` when the server begins to shut down: endless responses (live streams) end
     /// then, so that graceful shutdown does not wait for them forever.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -82,12 +93,16 @@ pub struct Shared {
 /// HTTP settings, from the server's configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Largest request body accepted, in bytes (413 beyond).
+    /// Largest request body accepted, in bytes (413 beyond); file uploads have their own
+    /// limit (`FileStore::max_bytes`).
     pub body_limit: usize,
     /// Longest a read waits for `?position=` before answering 503 `lagging`.
     pub read_wait: Duration,
     /// How often a quiet live stream sends a keep-alive comment.
     pub stream_keep_alive: Duration,
+    /// The server's address as the platforms reach it (`https://desk.example.com`), for the
+    /// webhook URLs shown to admins; without it, they are paths.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -96,6 +111,7 @@ impl Default for Settings {
             body_limit: 1024 * 1024,
             read_wait: Duration::from_secs(5),
             stream_keep_alive: Duration::from_secs(15),
+            public_url: None,
         }
     }
 }
@@ -270,11 +286,14 @@ fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(conversations::routes())
         .merge(tickets::routes())
+        .merge(channels::routes())
+        .merge(hooks::routes())
         .merge(customers::routes())
         .merge(helpdesk::routes())
         .merge(tokens::routes())
         .merge(views::routes())
         .merge(widget::routes())
+        .merge(files::routes())
         .merge(live::routes())
         .merge(ops::routes())
 }

@@ -164,8 +164,11 @@ pub struct Health {
     pub read_models: BTreeMap<String, u64>,
     /// Why feeding a read model last failed, by name, while it has not recovered.
     pub read_model_failures: BTreeMap<String, String>,
-    /// Whether this process feeds the read models.
+    /// Whether this process feeds the read models (and runs the reactions).
     pub projection_leader: bool,
+    /// The log position each reaction has handled, by name, as this process knows it (0 on a
+    /// process that does not lead).
+    pub reactions: BTreeMap<String, u64>,
 }
 
 /// Liveness and the log's reachability: 200 with the log's head position, how far each read
@@ -193,6 +196,19 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, Problem> 
             .collect(),
         read_model_failures: failures,
         projection_leader: state.models.is_leading(),
+        reactions: state
+            .reactions
+            .names()
+            .into_iter()
+            .map(|name| {
+                let position = state
+                    .reactions
+                    .position(name)
+                    .map(|watch| *watch.borrow())
+                    .unwrap_or_default();
+                (name.to_owned(), position)
+            })
+            .collect(),
     }))
 }
 

@@ -20,7 +20,7 @@ use crate::problem::Problem;
 use crate::service::{CommandService, Executed, ServiceError};
 use axum::extract::State;
 use axum::http::StatusCode;
-use parley_domain::conversation::{Attachment, Channel};
+use parley_domain::conversation::Channel;
 use parley_domain::customer::{ChannelIdentity, Customer};
 use parley_domain::ids::{AgentId, CustomerId, TicketId};
 use parley_domain::ticket::{
@@ -165,6 +165,7 @@ pub struct NewTicketComment {
     /// `public` or `internal` (never shown to customers). Required: who reads it is never
     /// left to a default.
     pub visibility: VisibilityDto,
+    /// Files: uploads (`{"file_id": ...}`, the caller's own) or references.
     #[serde(default)]
     pub attachments: Vec<AttachmentDto>,
 }
@@ -285,6 +286,7 @@ pub struct InboundSocialMessage {
     /// Up to 50,000 characters; empty only when files are attached.
     #[serde(default)]
     pub body: String,
+    /// Files: uploads (`{"file_id": ...}`, the caller's own) or references.
     #[serde(default)]
     pub attachments: Vec<AttachmentDto>,
     /// When the customer sent it, microseconds since the Unix epoch, as the channel reports;
@@ -436,10 +438,6 @@ async fn current_customer(
     Err(ServiceError::MergeChain { customer: id }.into())
 }
 
-fn attachments(dtos: Vec<AttachmentDto>) -> Vec<Attachment> {
-    dtos.into_iter().map(Attachment::from).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Tickets.
 
@@ -464,6 +462,7 @@ async fn new_ticket(
         None => None,
     };
     let command = TicketCommand::Create(CreateTicket {
+        reply_token: None,
         ticket_id: TicketId(ticket_id),
         ticket_type: request.ticket_type.into(),
         title: request.title,
@@ -676,12 +675,13 @@ async fn comment_ticket(
     let comment_id = comment
         .comment_id
         .unwrap_or_else(|| crate::ids::new_id("comment"));
+    let attachments = super::files::attachments(&state, &caller, comment.attachments).await?;
     let command = TicketCommand::Comment {
         comment_id,
         author: caller.actor(),
         body: comment.body,
         visibility: comment.visibility.into(),
-        attachments: attachments(comment.attachments),
+        attachments,
         at: now(),
     };
     let executed = state
@@ -878,6 +878,8 @@ async fn ticket_reply_delivered(
     Path(path): Path<TicketReplyPath>,
 ) -> Result<Json<CommandReply>, Problem> {
     let command = TicketCommand::MarkReplyDelivered {
+        attempts: 0,
+        platform_message_id: None,
         reply_id: path.reply_id,
         at: now(),
     };
@@ -900,6 +902,8 @@ async fn ticket_reply_failed(
     Json(failure): Json<ReplyFailure>,
 ) -> Result<Json<CommandReply>, Problem> {
     let command = TicketCommand::MarkReplyFailed {
+        attempts: 0,
+        code: None,
         reply_id: path.reply_id,
         reason: failure.reason,
         at: now(),
@@ -983,6 +987,7 @@ async fn receive_social_message(
         ),
         None => crate::ids::new_id("message"),
     };
+    let attachments = super::files::attachments(&state, &caller, message.attachments).await?;
     let inbound = Inbound {
         state: &state,
         metadata: Metadata {
@@ -996,9 +1001,10 @@ async fn receive_social_message(
         },
         customer_name: message.customer_name,
         received: TicketCommand::ReceiveCustomerMessage {
+            reply_token: None,
             message_id,
             body: message.body.clone(),
-            attachments: attachments(message.attachments),
+            attachments,
             at,
         },
         at,
@@ -1020,6 +1026,7 @@ async fn receive_social_message(
                 &inbound.info.customer_handle,
             );
             let create = CreateTicket {
+                reply_token: None,
                 ticket_id: TicketId(ticket_id),
                 ticket_type: TicketType::Ticket,
                 title,
@@ -1065,6 +1072,7 @@ impl Inbound<'_> {
         ChannelIdentity {
             channel: self.info.channel,
             value: self.info.customer_handle.clone(),
+            account: None,
         }
         .normalized()
     }
@@ -1111,6 +1119,7 @@ impl Inbound<'_> {
             let known_identity = ChannelIdentity {
                 channel: known.channel,
                 value: known.customer_handle.clone(),
+                account: None,
             };
             known.account_id == self.info.account_id
                 && known_identity.normalized() == self.identity()

@@ -60,6 +60,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(report))
         .routes(routes!(social_report))
         .routes(routes!(audit_history))
+        .routes(routes!(ticket_events))
         .routes(routes!(audit_state))
 }
 
@@ -502,37 +503,95 @@ async fn ticket_detail(
 // ---------------------------------------------------------------------------------------------
 // Customers.
 
-/// A channel identity to look a customer up by.
+/// A channel identity to look a customer up by (`channel` and `value`), or the beginning of
+/// what is known of customers to search for (`q`, paged).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct IdentityParams {
+pub struct CustomersParams {
     /// Wait until the customers read model reflects this log position (read-your-writes).
     pub position: Option<u64>,
-    /// The identity's channel: `widget`, `email`, `api`, `whatsapp`, `line`, `wechat`,
-    /// `facebook` or `twitter`.
-    #[param(value_type = String)]
-    pub channel: Channel,
-    /// The address on that channel (phone number, LINE id, e-mail address...), compared as
-    /// the domain normalises it (e-mail in lower case, phone numbers without punctuation).
-    pub value: String,
+    /// With `value`, instead of `q`: the identity's channel: `widget`, `email`, `api`,
+    /// `whatsapp`, `line`, `wechat`, `facebook` or `twitter`.
+    #[param(value_type = Option<String>)]
+    pub channel: Option<Channel>,
+    /// With `channel`: the address on that channel (phone number, LINE id, e-mail address...),
+    /// compared as the domain normalises it (e-mail in lower case, phone numbers without
+    /// punctuation). Finds identities met without a channel account.
+    pub value: Option<String>,
+    /// Search, instead of `channel` and `value` (1 to 100 characters, else 422): customers
+    /// whose name (any word of it, or the whole), e-mail address, identity, or social profile
+    /// (platform user id, name, phone number, username) starts with this, in any case; a phone
+    /// number is compared without spaces, dashes, dots, parentheses or plus sign too.
+    pub q: Option<String>,
+    /// With `q`: from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// With `q`: at most this many customers (1..=100, default 20).
+    pub limit: Option<usize>,
 }
 
-/// The customer a channel identity belongs to now (after merges, the survivor), with every
-/// identity and the customers merged into it. Support agents, admins and integrations.
-#[utoipa::path(get, path = "/api/v1/customers", tag = "customers", params(IdentityParams),
-    responses((status = 200, body = customers::CustomerView), (status = 400, body = Problem),
+/// What `GET /api/v1/customers` answers: the customer of an identity, or a page of customers
+/// found by `q`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CustomersAnswer {
+    Customer(customers::CustomerView),
+    Found(customers::CustomerPage),
+}
+
+/// Customers a search answers when the caller names no limit.
+const CUSTOMERS_PAGE: usize = 20;
+
+/// With `channel` and `value`: the customer that channel identity belongs to now (after
+/// merges, the survivor), with every identity, social profile and the customers merged into
+/// it; 404 when none. With `q`: the customers whose name, e-mail address, identities or social
+/// profiles start with `q`, as summaries, ordered by the text that matched (the first of the
+/// customer's that does, alphabetically), then by id; a merged customer is found as its
+/// survivor, once. Support agents, admins and integrations.
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers", params(CustomersParams),
+    responses((status = 200, body = CustomersAnswer), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 503, body = Problem)))]
+              (status = 404, body = Problem), (status = 422, body = Problem),
+              (status = 503, body = Problem)))]
 async fn customer_lookup(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<IdentityParams>,
-) -> Result<Json<customers::CustomerView>, Problem> {
+    Query(params): Query<CustomersParams>,
+) -> Result<Json<CustomersAnswer>, Problem> {
     require_customer_support(&caller)?;
+    let (channel, value) = match (params.q, params.channel, params.value) {
+        (Some(q), None, None) => {
+            let key = customers::search_key(&q).map_err(|e| Problem::invalid(format!("q {e}")))?;
+            let limit = page_size(params.limit, CUSTOMERS_PAGE, customers::MAX_SEARCH_PAGE)?;
+            let cursor = params
+                .cursor
+                .as_deref()
+                .map(customers::parse_search_cursor)
+                .transpose()
+                .map_err(|e| Problem::bad_request(e.to_string()))?;
+            // One range of the search terms' index, from the cursor on.
+            let page = read(&state, customers::NAME, params.position, move |tx, t| {
+                customers::search(tx, t, &key, cursor.as_ref(), limit)
+            })
+            .await?;
+            return Ok(Json(CustomersAnswer::Found(page)));
+        }
+        (None, Some(channel), Some(value)) => (channel, value),
+        _ => {
+            return Err(Problem::bad_request(
+                "give either `q`, or `channel` and `value`",
+            ));
+        }
+    };
+    if params.cursor.is_some() || params.limit.is_some() {
+        return Err(Problem::bad_request(
+            "`cursor` and `limit` page a search (`q`)",
+        ));
+    }
     let identity = ChannelIdentity {
-        channel: params.channel,
-        value: params.value,
+        channel,
+        value,
+        account: None,
     };
     read(
         &state,
@@ -544,13 +603,13 @@ async fn customer_lookup(
         },
     )
     .await?
-    .map(Json)
+    .map(|view| Json(CustomersAnswer::Customer(view)))
     .ok_or_else(|| not_found("customer with this identity"))
 }
 
-/// A customer with every identity (those of the customers merged into it included), the
-/// customer it was merged into, if any, and the customers merged into it. Support agents,
-/// admins and integrations.
+/// A customer with every identity and social profile (those of the customers merged into it
+/// included), the customer it was merged into, if any, and the customers merged into it.
+/// Support agents, admins and integrations.
 #[utoipa::path(get, path = "/api/v1/customers/{customer_id}", tag = "customers",
     params(("customer_id" = Uuid, Path, description = "The customer's id"), AtLeast),
     responses((status = 200, body = customers::CustomerView), (status = 400, body = Problem),
@@ -1134,6 +1193,92 @@ async fn audit_history(
     }))
 }
 
+/// One event of a ticket, with what it changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketEventView {
+    #[serde(flatten)]
+    pub entry: AuditEntryView,
+    /// The event's fields: a reply's text and where it goes, a status and by whom, the
+    /// platform's id of a delivered reply, a failure's code and reason, a receipt...
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// A page of a ticket's events, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketEventsPage {
+    pub ticket_id: Uuid,
+    pub events: Vec<TicketEventView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A ticket's events, oldest first, paged by stream version: each with its time, who did it
+/// (an agent, the customer, an integration, or the system: a reaction such as the dispatcher,
+/// with `causation_id` naming the event it reacted to and `correlation_id` the request that
+/// began it), its type and what it changed — e.g. `OutboundReplyRequested` with the reply's
+/// text, then `OutboundReplyDelivered` with the platform's message id, or
+/// `OutboundReplyFailed` with the platform's error code and reason. Staff only, like the
+/// ticket itself.
+#[utoipa::path(get, path = "/api/v1/tickets/{ticket_id}/events", tag = "tickets",
+    params(("ticket_id" = Uuid, Path, description = "The ticket"), AuditParams),
+    responses((status = 200, body = TicketEventsPage), (status = 400, body = Problem),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 503, body = Problem)))]
+async fn ticket_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ticket_id): Path<Uuid>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<TicketEventsPage>, Problem> {
+    caller.require_staff()?;
+    let stream = stream_id(format!("ticket-{ticket_id}"))?;
+    let limit = page_size(params.limit, AUDIT_PAGE, AUDIT_MAX_PAGE)?;
+    let after = match params.cursor.as_deref() {
+        Some(cursor) => StreamVersion(
+            cursor
+                .parse()
+                .map_err(|_| Problem::bad_request("cursor is not one this server gave"))?,
+        ),
+        None => StreamVersion::NONE,
+    };
+    let mut recorded = state.log.read_stream(&stream, after, limit + 1).await?;
+    if recorded.is_empty() && after == StreamVersion::NONE {
+        return Err(not_found("ticket"));
+    }
+    let next_cursor = super::next_page(&mut recorded, limit, |last| last.version.0.to_string());
+    let mut events = Vec::with_capacity(recorded.len());
+    for event in recorded {
+        let decoded: parley_domain::ticket::TicketEvent =
+            parley_projections::events::from_recorded(&event).map_err(|e| Problem::internal(&e))?;
+        let data = super::live::fields(&decoded).map_err(|e| Problem::internal(&e))?;
+        events.push(TicketEventView {
+            entry: AuditEntryView {
+                position: event.position.0,
+                version: event.version.0,
+                recorded_at: event.recorded_at.as_micros(),
+                event_type: event.event_type,
+                event_id: event.event_id,
+                actor: event.metadata.actor.map(|actor| AuditActor {
+                    id: actor.id,
+                    kind: actor.kind,
+                }),
+                channel: event.metadata.channel,
+                request_id: event.metadata.request_id,
+                token_id: event.metadata.token_id,
+                correlation_id: event.metadata.correlation_id,
+                causation_id: event.metadata.causation_id,
+            },
+            data,
+        });
+    }
+    Ok(Json(TicketEventsPage {
+        ticket_id,
+        events,
+        next_cursor,
+    }))
+}
+
 /// When to fold a stream up to: a global position or a time (neither: now).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -1449,6 +1594,7 @@ fn identity_views<'a>(
     identities
         .into_iter()
         .map(|identity| customers::IdentityView {
+            account: None,
             channel: identity.channel.name().to_owned(),
             value: identity.value.clone(),
         })

@@ -13,6 +13,7 @@
 //! creations are rate-limited per client address (behind a reverse proxy, the proxy's: give it
 //! a limit of its own).
 
+use super::conversations::FileRef;
 use super::extract::{ClientAddr, IfMatch, Json, Path, Query};
 use super::{AppState, CommandReply, DetailParams, auth::Caller};
 use crate::problem::Problem;
@@ -108,6 +109,9 @@ pub struct NewConversation {
     pub subject: Option<String>,
     /// The first message (1 to 20,000 characters).
     pub body: String,
+    /// Files the visitor uploaded (`POST /widget/v1/files`), at most 20.
+    #[serde(default)]
+    pub attachments: Vec<FileRef>,
 }
 
 /// A visitor's message.
@@ -118,11 +122,15 @@ pub struct NewMessage {
     /// Chosen by the client to make retries safe; generated when absent.
     #[serde(default)]
     pub message_id: Option<Uuid>,
-    /// 1 to 20,000 characters.
+    /// Up to 20,000 characters; empty only when files are attached.
+    #[serde(default)]
     pub body: String,
     /// A message of the conversation this one quotes.
     #[serde(default)]
     pub quote_of: Option<Uuid>,
+    /// Files the visitor uploaded (`POST /widget/v1/files`), at most 20.
+    #[serde(default)]
+    pub attachments: Vec<FileRef>,
 }
 
 /// Marks the conversation read up to a message.
@@ -214,7 +222,9 @@ pub struct WidgetMessage {
     pub author: String,
     /// Empty once deleted.
     pub body: String,
-    /// Files attached: name, content type, size and storage reference of each.
+    /// Files attached: name, content type, size and storage reference of each; for a file
+    /// stored in Parley also its `file_id` (fetch it with `GET /widget/v1/files/{file_id}`)
+    /// and `sha256`.
     #[schema(value_type = Vec<Object>)]
     pub attachments: serde_json::Value,
     pub quote_of: Option<String>,
@@ -337,6 +347,7 @@ async fn create_visitor(
     let identity = ChannelIdentity {
         channel: Channel::Widget,
         value: crate::ids::new_id("visitor").to_string(),
+        account: None,
     };
     let metadata = Metadata {
         actor: Some(parley_eventlog::Actor {
@@ -425,6 +436,7 @@ async fn start(
     let message_id = request.message_id.map(MessageId).unwrap_or_else(|| {
         super::conversations::first_message_id(conversation_id, request.conversation_id.is_some())
     });
+    let attachments = super::files::uploads(&state, &caller, request.attachments).await?;
     let at = super::now();
     let start = Start {
         conversation_id,
@@ -445,7 +457,7 @@ async fn start(
         author: Actor::Customer(customer),
         body: request.body,
         visibility: Visibility::Public,
-        attachments: vec![],
+        attachments,
         mentions: vec![],
         quote_of: None,
         at,
@@ -607,6 +619,7 @@ async fn reply(
 ) -> Result<(StatusCode, Json<CommandReply>), Problem> {
     let customer = caller.require_visitor()?;
     let own = own_conversation(&state, customer, ConversationId(id)).await?;
+    let attachments = super::files::uploads(&state, &caller, request.attachments).await?;
     let message_id = MessageId(
         request
             .message_id
@@ -621,7 +634,7 @@ async fn reply(
                 author: Actor::Customer(customer),
                 body: request.body,
                 visibility: Visibility::Public,
-                attachments: vec![],
+                attachments,
                 mentions: vec![],
                 quote_of: request.quote_of.map(MessageId),
                 at: super::now(),

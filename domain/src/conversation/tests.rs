@@ -251,6 +251,9 @@ fn an_empty_or_oversized_message_is_invalid() {
         content_type: "application/pdf".into(),
         size: 1024,
         storage_ref: "files/1".into(),
+        file_id: None,
+        sha256: None,
+        unavailable: None,
     }];
     let state = given::<Conversation>([started_by_customer()])
         .when(C::SendMessage(command))

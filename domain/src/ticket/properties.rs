@@ -79,6 +79,7 @@ fn command() -> impl Strategy<Value = TicketCommand> {
                 _ => TicketSource::Api,
             };
             C::Create(CreateTicket {
+                reply_token: None,
                 ticket_id: TicketId(Uuid::from_u128(1)),
                 ticket_type: TicketType::Ticket,
                 title,
@@ -109,10 +110,10 @@ fn command() -> impl Strategy<Value = TicketCommand> {
         2 => (tag(), actor(), at()).prop_map(|(tag, by, at)| C::AddTag { tag, by, at }),
         2 => (tag(), actor(), at()).prop_map(|(tag, by, at)| C::RemoveTag { tag, by, at }),
         1 => (info(), actor(), at()).prop_map(|(channel_info, by, at)| C::SetChannelInfo { channel_info, by, at }),
-        2 => (text(), at()).prop_map(|(body, at)| C::ReceiveCustomerMessage { message_id: Uuid::from_u128(8), body, attachments: vec![], at }),
+        2 => (text(), at()).prop_map(|(body, at)| C::ReceiveCustomerMessage { reply_token: None, message_id: Uuid::from_u128(8), body, attachments: vec![], at }),
         2 => (reply(), text(), actor(), at()).prop_map(|(reply_id, body, by, at)| C::RequestReply { reply_id, body, by, at }),
-        1 => (reply(), at()).prop_map(|(reply_id, at)| C::MarkReplyDelivered { reply_id, at }),
-        1 => (reply(), text(), at()).prop_map(|(reply_id, reason, at)| C::MarkReplyFailed { reply_id, reason, at }),
+        1 => (reply(), at()).prop_map(|(reply_id, at)| C::MarkReplyDelivered { attempts: 0, platform_message_id: None, reply_id, at }),
+        1 => (reply(), text(), at()).prop_map(|(reply_id, reason, at)| C::MarkReplyFailed { attempts: 0, code: None, reply_id, reason, at }),
     ]
 }
 

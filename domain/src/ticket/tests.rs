@@ -22,6 +22,7 @@ fn whatsapp() -> ChannelInfo {
 
 fn create(source: TicketSource, channel_info: Option<ChannelInfo>) -> CreateTicket {
     CreateTicket {
+        reply_token: None,
         ticket_id: TicketId(id(1)),
         ticket_type: TicketType::Ticket,
         title: "Parcel lost".into(),
@@ -38,6 +39,7 @@ fn create(source: TicketSource, channel_info: Option<ChannelInfo>) -> CreateTick
 
 fn created(source: TicketSource, tags: &[&str], channel_info: Option<ChannelInfo>) -> TicketEvent {
     TicketCreated {
+        reply_token: None,
         ticket_id: TicketId(id(1)),
         ticket_type: TicketType::Ticket,
         title: "Parcel lost".into(),
@@ -440,6 +442,7 @@ fn a_customer_message_reopens_a_pending_or_solved_ticket() {
     ];
     let state = given::<Ticket>(pending)
         .when(C::ReceiveCustomerMessage {
+            reply_token: None,
             message_id: id(60),
             body: "any news?".into(),
             attachments: vec![],
@@ -454,6 +457,7 @@ fn a_customer_message_reopens_a_pending_or_solved_ticket() {
             }
             .into(),
             CustomerMessageReceived {
+                reply_token: None,
                 message_id: id(60),
                 body: "any news?".into(),
                 attachments: vec![],
@@ -485,10 +489,14 @@ fn a_whatsapp_reply_within_24_hours_is_requested_then_delivered() {
         .then([requested.clone()]);
     given::<Ticket>([social_ticket(), requested.clone()])
         .when(C::MarkReplyDelivered {
+            attempts: 0,
+            platform_message_id: None,
             reply_id: id(70),
             at: within,
         })
         .then([OutboundReplyDelivered {
+            attempts: 0,
+            platform_message_id: None,
             reply_id: id(70),
             at: within,
         }
@@ -497,12 +505,16 @@ fn a_whatsapp_reply_within_24_hours_is_requested_then_delivered() {
         social_ticket(),
         requested,
         OutboundReplyDelivered {
+            attempts: 0,
+            platform_message_id: None,
             reply_id: id(70),
             at: within,
         }
         .into(),
     ])
     .when(C::MarkReplyFailed {
+        attempts: 0,
+        code: None,
         reply_id: id(70),
         reason: "late".into(),
         at: within,
@@ -530,6 +542,8 @@ fn a_whatsapp_reply_after_24_hours_fails_with_a_clear_event() {
             }
             .into(),
             OutboundReplyFailed {
+                attempts: 0,
+                code: Some("131047".into()),
                 reply_id: id(71),
                 reason:
                     "WhatsApp accepts replies only within 24 hours of the customer's last message"
@@ -542,6 +556,7 @@ fn a_whatsapp_reply_after_24_hours_fails_with_a_clear_event() {
     let state = given::<Ticket>([
         social_ticket(),
         CustomerMessageReceived {
+            reply_token: None,
             message_id: id(72),
             body: "hello?".into(),
             attachments: vec![],
@@ -589,16 +604,21 @@ fn a_closed_ticket_still_learns_how_its_replies_ended() {
     ];
     given::<Ticket>(closed.clone())
         .when(C::MarkReplyDelivered {
+            attempts: 0,
+            platform_message_id: None,
             reply_id: id(80),
             at: T0,
         })
         .then([OutboundReplyDelivered {
+            attempts: 0,
+            platform_message_id: None,
             reply_id: id(80),
             at: T0,
         }
         .into()]);
     given::<Ticket>(closed)
         .when(C::ReceiveCustomerMessage {
+            reply_token: None,
             message_id: id(81),
             body: "thanks".into(),
             attachments: vec![],
@@ -610,6 +630,7 @@ fn a_closed_ticket_still_learns_how_its_replies_ended() {
 #[test]
 fn redelivered_messages_and_retried_comments_are_recorded_once() {
     let received: TicketEvent = CustomerMessageReceived {
+        reply_token: None,
         message_id: id(90),
         body: "hi".into(),
         attachments: vec![],
@@ -618,6 +639,7 @@ fn redelivered_messages_and_retried_comments_are_recorded_once() {
     .into();
     given::<Ticket>([social_ticket(), received.clone()])
         .when(C::ReceiveCustomerMessage {
+            reply_token: None,
             message_id: id(90),
             body: "hi".into(),
             attachments: vec![],
@@ -651,6 +673,7 @@ fn a_late_delivery_of_an_older_message_does_not_shrink_the_whatsapp_window() {
     let state = Ticket::replay(&[
         social_ticket(),
         CustomerMessageReceived {
+            reply_token: None,
             message_id: id(92),
             body: "new".into(),
             attachments: vec![],
@@ -658,6 +681,7 @@ fn a_late_delivery_of_an_older_message_does_not_shrink_the_whatsapp_window() {
         }
         .into(),
         CustomerMessageReceived {
+            reply_token: None,
             message_id: id(93),
             body: "old".into(),
             attachments: vec![],
@@ -666,4 +690,128 @@ fn a_late_delivery_of_an_older_message_does_not_shrink_the_whatsapp_window() {
         .into(),
     ]);
     assert_eq!(state.last_customer_message_at, Some(recent));
+}
+
+fn social_ticket_on(channel: Channel) -> TicketEvent {
+    let mut created = social_ticket();
+    if let TicketEvent::TicketCreated(e) = &mut created
+        && let Some(info) = &mut e.channel_info
+    {
+        info.channel = channel;
+    }
+    created
+}
+
+fn reply_at(n: u128, at: Timestamp) -> TicketCommand {
+    C::RequestReply {
+        reply_id: id(n),
+        body: "Hello".into(),
+        by: by(),
+        at,
+    }
+}
+
+#[test]
+fn a_messenger_reply_within_seven_days_is_requested_and_after_them_fails() {
+    let day6 = T0.plus_secs(6 * 24 * 3600);
+    let state = given::<Ticket>([social_ticket_on(Channel::Facebook)])
+        .when(reply_at(80, day6))
+        .then_accepted();
+    assert_eq!(state.replies.get(&id(80)), Some(&ReplyState::Pending));
+    let day8 = T0.plus_secs(8 * 24 * 3600);
+    let state = given::<Ticket>([social_ticket_on(Channel::Facebook)])
+        .when(reply_at(81, day8))
+        .then_accepted();
+    assert_eq!(state.replies.get(&id(81)), Some(&ReplyState::Failed));
+}
+
+#[test]
+fn wechat_takes_five_replies_per_customer_message_within_48_hours() {
+    let mut history = vec![social_ticket_on(Channel::Wechat)];
+    for n in 0..5 {
+        history.push(
+            OutboundReplyRequested {
+                reply_id: id(90 + n),
+                body: "Hello".into(),
+                channel_info: ChannelInfo {
+                    channel: Channel::Wechat,
+                    ..whatsapp()
+                },
+                by: by(),
+                at: T0,
+            }
+            .into(),
+        );
+    }
+    let state = given::<Ticket>(history.clone())
+        .when(reply_at(99, T0.plus_secs(60)))
+        .then_accepted();
+    assert_eq!(state.replies.get(&id(99)), Some(&ReplyState::Failed));
+    // The customer writes again: five more may go out.
+    history.push(
+        CustomerMessageReceived {
+            message_id: id(98),
+            body: "Still there?".into(),
+            attachments: vec![],
+            at: T0.plus_secs(120),
+            reply_token: None,
+        }
+        .into(),
+    );
+    let state = given::<Ticket>(history)
+        .when(reply_at(99, T0.plus_secs(180)))
+        .then_accepted();
+    assert_eq!(state.replies.get(&id(99)), Some(&ReplyState::Pending));
+    let late = T0.plus_secs(120 + WECHAT_WINDOW_SECS + 1);
+    let state = given::<Ticket>([social_ticket_on(Channel::Wechat)])
+        .when(reply_at(97, late))
+        .then_accepted();
+    assert_eq!(state.replies.get(&id(97)), Some(&ReplyState::Failed));
+}
+
+#[test]
+fn receipts_record_only_news_and_a_failed_one_fails_the_reply() {
+    let requested: TicketEvent = OutboundReplyRequested {
+        reply_id: id(60),
+        body: "Hello".into(),
+        channel_info: whatsapp(),
+        by: by(),
+        at: T0,
+    }
+    .into();
+    let delivered: TicketEvent = OutboundReplyDelivered {
+        reply_id: id(60),
+        at: T0,
+        platform_message_id: Some("wamid.1".into()),
+        attempts: 1,
+    }
+    .into();
+    let receipt = |status| C::RecordReceipt {
+        reply_id: id(60),
+        status,
+        code: None,
+        text: None,
+        at: T0,
+    };
+    let read: TicketEvent = OutboundReplyReceipt {
+        reply_id: id(60),
+        status: ReceiptStatus::Read,
+        code: None,
+        text: None,
+        at: T0,
+    }
+    .into();
+    given::<Ticket>([social_ticket(), requested.clone(), delivered.clone()])
+        .when(receipt(ReceiptStatus::Read))
+        .then([read.clone()]);
+    given::<Ticket>([social_ticket(), requested.clone(), delivered.clone(), read])
+        .when(receipt(ReceiptStatus::Delivered))
+        .then(Vec::<TicketEvent>::new());
+    let state = given::<Ticket>([social_ticket(), requested, delivered])
+        .when(receipt(ReceiptStatus::Failed))
+        .then_accepted();
+    assert_eq!(state.replies.get(&id(60)), Some(&ReplyState::Failed));
+    given::<Ticket>([social_ticket()])
+        .when(receipt(ReceiptStatus::Read))
+        .then_err(DomainError::ReplyNotPending(id(60)));
 }

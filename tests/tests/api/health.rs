@@ -20,8 +20,10 @@ async fn health_reports_the_log_as_reachable(backend: Backend) {
         names,
         [
             "access",
+            "channels",
             "customers",
             "detail",
+            "files",
             "inbox",
             "notifier",
             "reports",

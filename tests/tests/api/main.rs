@@ -17,7 +17,10 @@ macro_rules! on_both_backends {
     )+};
 }
 
+mod channels;
 mod conversations;
+mod customers_search;
+mod files;
 mod health;
 mod helpers;
 mod limits;

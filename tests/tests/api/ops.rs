@@ -215,7 +215,8 @@ async fn every_command_on_an_existing_resource_takes_if_match(backend: Backend) 
     assert_eq!(api["openapi"], "3.1.0");
     let mut commands = 0;
     for (path, operations) in api["paths"].as_object().expect("paths") {
-        if !path.contains('{') {
+        // The platforms' webhooks are not commands on a stream: platforms send no If-Match.
+        if !path.contains('{') || path.starts_with("/hooks/") {
             continue;
         }
         for (method, operation) in operations.as_object().expect("operations") {
