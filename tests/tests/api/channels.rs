@@ -344,6 +344,61 @@ async fn a_whatsapp_conversation_round_trip(backend: Backend) {
     .await;
     assert_eq!(continued["data"]["body"], "Hi, my order #8802 is late");
 
+    // A photo: fetched from WhatsApp (media id, then its URL, with the token) into the file
+    // store, and attached to the customer's message; agents download it from Parley.
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+    standin.put_media("1003383421387256", png.to_vec(), "image/jpeg");
+    let photo = fixture("whatsapp/image.json");
+    let (photo_headers, _) = signed(platform, &photo);
+    assert_eq!(
+        post_hook(&app, &hook, &photo_headers, "", &photo)
+            .await
+            .status(),
+        200
+    );
+    let with_photo = until(&mut stream, "CustomerMessageReceived", |e| {
+        e["stream"] == ticket.as_str() && e["data"]["body"] == "This is the box I got"
+    })
+    .await;
+    let attachment = &with_photo["data"]["attachments"][0];
+    assert_eq!(
+        attachment["content_type"], "image/png",
+        "sniffed, not the platform's claim"
+    );
+    let file_id = attachment["file_id"].as_str().expect("stored in Parley");
+    let file = app
+        .get_as(&agent, &format!("/api/v1/files/{file_id}"))
+        .await;
+    assert_eq!(file.status(), 200);
+    assert_eq!(
+        file.bytes().await.expect("the bytes").as_ref(),
+        png.as_slice()
+    );
+    // A photo WhatsApp no longer has: the message stays, its attachment says why.
+    let lost = photo
+        .replace("1003383421387256", "999999")
+        .replace("QUIyNTc4NzlFQ0M5QjAwRjVGQQA=", "lost")
+        .replace("This is the box I got", "And this one");
+    let (lost_headers, _) = signed(platform, &lost);
+    assert_eq!(
+        post_hook(&app, &hook, &lost_headers, "", &lost)
+            .await
+            .status(),
+        200
+    );
+    let kept = until(&mut stream, "CustomerMessageReceived", |e| {
+        e["stream"] == ticket.as_str() && e["data"]["body"] == "And this one"
+    })
+    .await;
+    let unavailable = &kept["data"]["attachments"][0];
+    assert!(unavailable["file_id"].is_null());
+    assert!(
+        unavailable["unavailable"]
+            .as_str()
+            .is_some_and(|why| !why.is_empty()),
+        "{unavailable}"
+    );
+
     // The agent replies: the dispatcher sends it through the account.
     let ticket_id = ticket.trim_start_matches("ticket-").to_owned();
     let reply = |text: &str| {
@@ -435,8 +490,8 @@ async fn a_whatsapp_conversation_round_trip(backend: Backend) {
     let events = ticket_events(&app, &agent, &ticket).await;
     assert_eq!(
         count(&events, "CustomerMessageReceived"),
-        1,
-        "redeliveries append nothing"
+        3,
+        "the second message and two photos: redeliveries append nothing"
     );
     let requested = events
         .iter()
