@@ -68,6 +68,7 @@ impl Application {
                     directory: channels.clone(),
                     client: platforms.clone(),
                     first_backoff: Duration::from_millis(config.dispatch_backoff_ms.max(1)),
+                    public_url: config.public_url.clone(),
                 }) as Arc<dyn Reaction>,
             ]
             .into_iter()

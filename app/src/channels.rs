@@ -81,7 +81,64 @@ pub struct Directory {
     store: Store,
     service: CommandService,
     cached: Mutex<HashMap<ChannelId, (Secrets, Instant)>>,
+    links: tokio::sync::OnceCell<FileLinks>,
 }
+
+/// Links to stored files that a platform can fetch without a token (a reply's files): the
+/// file's id and an expiry, signed with HMAC-SHA256 under a key every node shares (made once,
+/// kept beside the secrets).
+#[derive(Clone)]
+pub struct FileLinks {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for FileLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileLinks")
+    }
+}
+
+impl FileLinks {
+    fn mac(&self, file_id: uuid::Uuid, expires: i64) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC takes a key of any length");
+        mac.update(format!("{file_id}:{expires}").as_bytes());
+        mac
+    }
+
+    /// The signature of a link to `file_id` good until `expires` (seconds since the epoch).
+    pub fn sign(&self, file_id: uuid::Uuid, expires: i64) -> String {
+        use hmac::Mac;
+        self.mac(file_id, expires)
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether `signature` is this server's for `file_id` and `expires`, and `now` is before it
+    /// (constant-time comparison).
+    pub fn verify(&self, file_id: uuid::Uuid, expires: i64, signature: &str, now: i64) -> bool {
+        use hmac::Mac;
+        let Some(bytes) = (0..signature.len())
+            .step_by(2)
+            .map(|i| {
+                signature
+                    .get(i..i + 2)
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        now < expires && self.mac(file_id, expires).verify_slice(&bytes).is_ok()
+    }
+}
+
+/// Where the file links' key is kept: a row of the secrets' table of its own.
+const LINK_KEY_ROW: (&str, &str) = ("parley", "file_link_key");
 
 impl Directory {
     pub async fn open(
@@ -93,7 +150,54 @@ impl Directory {
             store: models.side_store(url, STORE_NAME, SCHEMA).await?,
             service,
             cached: Mutex::new(HashMap::new()),
+            links: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The signer of file links: its key made on first use by whichever node comes first,
+    /// then read by all.
+    pub async fn file_links(&self) -> Result<FileLinks, StoreError> {
+        let links = self
+            .links
+            .get_or_try_init(|| async {
+                let candidate = format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                let stored = self
+                    .store
+                    .write(move |tx| {
+                        tx.execute(
+                            "INSERT INTO parley_channel_secrets (channel_id, name, value, updated_at)
+                             VALUES ($1, $2, $3, 0) ON CONFLICT (channel_id, name) DO NOTHING",
+                            &[
+                                LINK_KEY_ROW.0.into(),
+                                LINK_KEY_ROW.1.into(),
+                                candidate.as_str().into(),
+                            ],
+                        )?;
+                        let row = tx.query_opt(
+                            "SELECT value FROM parley_channel_secrets
+                             WHERE channel_id = $1 AND name = $2",
+                            &[LINK_KEY_ROW.0.into(), LINK_KEY_ROW.1.into()],
+                        )?;
+                        match row {
+                            Some(row) => row.text(0),
+                            None => Err(StoreError::Corrupt(
+                                STORE_NAME,
+                                "the file links' key vanished".into(),
+                            )),
+                        }
+                    })
+                    .await?;
+                let mut key = [0u8; 32];
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(stored.as_bytes());
+                key.copy_from_slice(&digest);
+                Ok::<_, StoreError>(FileLinks { key })
+            })
+            .await?;
+        Ok(links.clone())
     }
 
     /// The account and its secrets, unless it does not exist or was removed.

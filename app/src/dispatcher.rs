@@ -21,7 +21,7 @@
 use crate::channels::Directory;
 use crate::reactions::{Cause, Reaction, ReactionError};
 use crate::service::{CommandService, ServiceError};
-use parley_channels::{OutboundMessage, SendOutcome};
+use parley_channels::{OutboundFile, OutboundMessage, SendOutcome};
 use parley_domain::DomainError;
 use parley_domain::channel::ChannelId;
 use parley_domain::ticket::{ReplyState, Ticket, TicketCommand, TicketEvent};
@@ -45,6 +45,55 @@ pub struct Dispatcher {
     pub client: parley_channels::http::Client,
     /// The first pause between two sends (tests shorten it).
     pub first_backoff: Duration,
+    /// The server's address as the platforms reach it: a reply's files are linked under it.
+    pub public_url: Option<String>,
+}
+
+/// How long a reply's file links stay good: platforms fetch a file when the reply is sent,
+/// some again when the customer opens it.
+pub const FILE_LINK_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// Why a reply's files cannot be linked (the reply fails with it).
+enum Unlinkable {
+    NoPublicUrl,
+    NoUrl(String),
+}
+
+impl Dispatcher {
+    /// Links the platform can fetch a reply's files from: a stored file by a signed link under
+    /// the public URL, a file stored elsewhere by its own `https://` reference.
+    async fn links(
+        &self,
+        attachments: &[parley_domain::conversation::Attachment],
+    ) -> Result<Result<Vec<OutboundFile>, Unlinkable>, ReactionError> {
+        let mut files = Vec::with_capacity(attachments.len());
+        for attachment in attachments {
+            let url = match attachment.file_id {
+                Some(file_id) => {
+                    let Some(base) = &self.public_url else {
+                        return Ok(Err(Unlinkable::NoPublicUrl));
+                    };
+                    let expires = crate::inbound::now().0 / 1_000_000 + FILE_LINK_SECS;
+                    let signature = self.directory.file_links().await?.sign(file_id, expires);
+                    format!(
+                        "{}/public/files/{file_id}?expires={expires}&signature={signature}",
+                        base.trim_end_matches('/')
+                    )
+                }
+                None if attachment.storage_ref.starts_with("https://") => {
+                    attachment.storage_ref.clone()
+                }
+                None => return Ok(Err(Unlinkable::NoUrl(attachment.name.clone()))),
+            };
+            files.push(OutboundFile {
+                url,
+                name: attachment.name.clone(),
+                content_type: attachment.content_type.clone(),
+                size: attachment.size,
+            });
+        }
+        Ok(Ok(files))
+    }
 }
 
 #[async_trait::async_trait]
@@ -81,13 +130,41 @@ impl Reaction for Dispatcher {
             channel: Some(connected.channel.name().to_owned()),
             ..cause.metadata(NAME)
         };
+        let files = match self.links(&requested.attachments).await? {
+            Ok(files) => files,
+            Err(unlinkable) => {
+                let reason = match unlinkable {
+                    Unlinkable::NoPublicUrl => "the reply's files need the server's public URL \
+                        (parley serve --public-url) for the platform to fetch them"
+                        .to_owned(),
+                    Unlinkable::NoUrl(name) => format!(
+                        "file {name} is stored outside Parley without an https:// address the platform could fetch"
+                    ),
+                };
+                let command = TicketCommand::MarkReplyFailed {
+                    reply_id,
+                    reason,
+                    code: Some("unlinkable-file".into()),
+                    attempts: 0,
+                    at: crate::inbound::now(),
+                };
+                return match self
+                    .service
+                    .execute::<Ticket>(&stream, command, &metadata)
+                    .await
+                {
+                    Ok(_) | Err(ServiceError::Domain(DomainError::ReplyNotPending(_))) => Ok(()),
+                    Err(error) => Err(error.into()),
+                };
+            }
+        };
         let mut attempts = 0;
         let mut pause = self.first_backoff;
         let outcome = loop {
             let message = OutboundMessage {
                 to: requested.channel_info.customer_handle.clone(),
                 text: requested.body.clone(),
-                files: Vec::new(),
+                files: files.clone(),
                 reply_token: ticket
                     .reply_token
                     .as_ref()

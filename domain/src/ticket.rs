@@ -27,6 +27,8 @@ use uuid::Uuid;
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 50_000;
 pub const MAX_TAG_CHARS: usize = 64;
+/// The most files one reply carries.
+pub const MAX_REPLY_FILES: usize = 10;
 /// The tag every social messaging ticket carries.
 pub const MESSAGING_SUPPORT_TAG: &str = "messaging_support";
 /// How long after the customer's last message WhatsApp accepts a reply.
@@ -255,6 +257,9 @@ pub struct OutboundReplyRequested {
     pub channel_info: ChannelInfo,
     pub by: Actor,
     pub at: Timestamp,
+    /// Files sent with it (linked for the platform to fetch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -439,6 +444,7 @@ pub enum TicketCommand {
     RequestReply {
         reply_id: Uuid,
         body: String,
+        attachments: Vec<Attachment>,
         by: Actor,
         at: Timestamp,
     },
@@ -797,10 +803,23 @@ impl Aggregate for Ticket {
             C::RequestReply {
                 reply_id,
                 body,
+                attachments,
                 by,
                 at,
             } => {
-                check_text("body", &body, MAX_DESCRIPTION_CHARS, false)?;
+                // A reply of files alone has no text.
+                check_text(
+                    "body",
+                    &body,
+                    MAX_DESCRIPTION_CHARS,
+                    !attachments.is_empty(),
+                )?;
+                if attachments.len() > MAX_REPLY_FILES {
+                    return Err(invalid(
+                        "attachments",
+                        format!("at most {MAX_REPLY_FILES} files per reply"),
+                    ));
+                }
                 let channel_info = self
                     .channel_info
                     .clone()
@@ -815,6 +834,7 @@ impl Aggregate for Ticket {
                     channel_info,
                     by,
                     at,
+                    attachments,
                 }
                 .into();
                 if let Some((code, reason)) = closed_window {

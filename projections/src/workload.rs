@@ -1548,6 +1548,7 @@ impl Workload {
             },
             (300..=449, ..) if state.assignee.is_none() => T::Assign { agent, by, at },
             (300..=559, ..) => T::RequestReply {
+                attachments: vec![],
                 reply_id: self.id(),
                 body: self.text(12),
                 by,

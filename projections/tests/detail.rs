@@ -284,6 +284,7 @@ async fn tickets_show_entries_deliveries_and_hide_internal_comments(backend: Bac
             }
             .into(),
             OutboundReplyRequested {
+                attachments: vec![],
                 reply_id: reply,
                 body: "hello".into(),
                 channel_info: info,

@@ -44,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(download))
         .routes(routes!(widget_upload))
         .routes(routes!(widget_download))
+        .routes(routes!(linked_download))
         // Uploads stream under their own limit, not the one of JSON bodies.
         .layer(DefaultBodyLimit::disable())
 }
@@ -366,6 +367,43 @@ async fn widget_download(
     send(&state, &caller, file_id, params, &headers).await
 }
 
+/// A signed link to a file, as the dispatcher gives a platform for a reply's file.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileLink {
+    /// When the link stops working, in seconds since the Unix epoch.
+    pub expires: i64,
+    /// HMAC-SHA256 of the file's id and `expires`, hex, under the server's key.
+    pub signature: String,
+}
+
+/// Downloads a file through a signed link (no token): how a platform fetches the files of a
+/// reply Parley sends (WhatsApp, Messenger and LINE take a URL). 404 for a link this server did
+/// not sign, or that expired.
+#[utoipa::path(get, path = "/public/files/{file_id}", tag = "files", security(()),
+    params(FilePath, FileLink, Revalidation),
+    responses((status = 200, description = "The file's bytes, of the sniffed `Content-Type`",
+                content_type = "application/octet-stream", body = inline(FileBytes)),
+              (status = 304, description = "The copy the client holds (`If-None-Match`) is the file"),
+              (status = 400, body = Problem),
+              (status = 404, body = Problem, description = "No such file, or a link that is wrong or expired"),
+              (status = 503, body = Problem)))]
+async fn linked_download(
+    State(state): State<AppState>,
+    Path(FilePath { file_id }): Path<FilePath>,
+    Query(link): Query<FileLink>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found("no such file, or the link is wrong or expired");
+    let links = state.channels.file_links().await?;
+    let now = parley_eventlog::Timestamp::now().as_micros() / 1_000_000;
+    if !links.verify(file_id, link.expires, &link.signature, now) {
+        return Err(not_found());
+    }
+    let file = state.files.find(file_id).await?.ok_or_else(not_found)?;
+    stream_file(&state, file, &headers).await
+}
+
 /// Answers file `id` if `caller` may fetch it (404 otherwise), streamed or as 304.
 async fn send(
     state: &AppState,
@@ -380,6 +418,15 @@ async fn send(
     if !may_fetch(state, caller, &file).await? {
         return Err(not_found());
     }
+    stream_file(state, file, headers).await
+}
+
+/// A file's bytes, streamed in chunks, or 304 when the client holds it.
+async fn stream_file(
+    state: &AppState,
+    file: StoredFile,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
     let etag = format!("\"{}\"", file.sha256);
     let cached = [
         (header::ETAG, header_value(&etag)),

@@ -223,8 +223,13 @@ pub struct NewTicketReply {
     /// when absent.
     #[serde(default)]
     pub reply_id: Option<Uuid>,
-    /// 1 to 50,000 characters.
+    /// Up to 50,000 characters; empty only when files are attached.
+    #[serde(default)]
     pub body: String,
+    /// Files sent with the reply (the caller's uploads, `{"file_id": ...}`, at most 10): the
+    /// platform fetches each through a signed link under the server's public URL.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentDto>,
 }
 
 /// Where a reply stands.
@@ -810,7 +815,9 @@ async fn request_ticket_reply(
         .reply_id
         .unwrap_or_else(|| crate::ids::new_id("reply"));
     let stream = ticket_stream(ticket_id)?;
+    let attachments = super::files::attachments(&state, &caller, reply.attachments).await?;
     let command = TicketCommand::RequestReply {
+        attachments,
         reply_id,
         body: reply.body,
         by: caller.actor(),

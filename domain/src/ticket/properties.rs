@@ -111,7 +111,7 @@ fn command() -> impl Strategy<Value = TicketCommand> {
         2 => (tag(), actor(), at()).prop_map(|(tag, by, at)| C::RemoveTag { tag, by, at }),
         1 => (info(), actor(), at()).prop_map(|(channel_info, by, at)| C::SetChannelInfo { channel_info, by, at }),
         2 => (text(), at()).prop_map(|(body, at)| C::ReceiveCustomerMessage { reply_token: None, message_id: Uuid::from_u128(8), body, attachments: vec![], at }),
-        2 => (reply(), text(), actor(), at()).prop_map(|(reply_id, body, by, at)| C::RequestReply { reply_id, body, by, at }),
+        2 => (reply(), text(), actor(), at()).prop_map(|(reply_id, body, by, at)| C::RequestReply { attachments: vec![], reply_id, body, by, at }),
         1 => (reply(), at()).prop_map(|(reply_id, at)| C::MarkReplyDelivered { attempts: 0, platform_message_id: None, reply_id, at }),
         1 => (reply(), text(), at()).prop_map(|(reply_id, reason, at)| C::MarkReplyFailed { attempts: 0, code: None, reply_id, reason, at }),
     ]

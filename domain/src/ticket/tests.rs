@@ -472,6 +472,7 @@ fn a_customer_message_reopens_a_pending_or_solved_ticket() {
 fn a_whatsapp_reply_within_24_hours_is_requested_then_delivered() {
     let within = T0.plus_secs(WHATSAPP_WINDOW_SECS - 1);
     let requested: TicketEvent = OutboundReplyRequested {
+        attachments: vec![],
         reply_id: id(70),
         body: "It ships today".into(),
         channel_info: whatsapp(),
@@ -481,6 +482,7 @@ fn a_whatsapp_reply_within_24_hours_is_requested_then_delivered() {
     .into();
     given::<Ticket>([social_ticket()])
         .when(C::RequestReply {
+            attachments: vec![],
             reply_id: id(70),
             body: "It ships today".into(),
             by: by(),
@@ -527,6 +529,7 @@ fn a_whatsapp_reply_after_24_hours_fails_with_a_clear_event() {
     let late = T0.plus_secs(WHATSAPP_WINDOW_SECS + 1);
     given::<Ticket>([social_ticket()])
         .when(C::RequestReply {
+            attachments: vec![],
             reply_id: id(71),
             body: "Sorry for the wait".into(),
             by: by(),
@@ -534,6 +537,7 @@ fn a_whatsapp_reply_after_24_hours_fails_with_a_clear_event() {
         })
         .then([
             OutboundReplyRequested {
+                attachments: vec![],
                 reply_id: id(71),
                 body: "Sorry for the wait".into(),
                 channel_info: whatsapp(),
@@ -565,6 +569,7 @@ fn a_whatsapp_reply_after_24_hours_fails_with_a_clear_event() {
         .into(),
     ])
     .when(C::RequestReply {
+        attachments: vec![],
         reply_id: id(73),
         body: "Here".into(),
         by: by(),
@@ -578,6 +583,7 @@ fn a_whatsapp_reply_after_24_hours_fails_with_a_clear_event() {
 fn a_reply_needs_a_messaging_channel() {
     given::<Ticket>([api_ticket()])
         .when(C::RequestReply {
+            attachments: vec![],
             reply_id: id(74),
             body: "hi".into(),
             by: by(),
@@ -589,6 +595,7 @@ fn a_reply_needs_a_messaging_channel() {
 #[test]
 fn a_closed_ticket_still_learns_how_its_replies_ended() {
     let requested: TicketEvent = OutboundReplyRequested {
+        attachments: vec![],
         reply_id: id(80),
         body: "Done".into(),
         channel_info: whatsapp(),
@@ -704,6 +711,7 @@ fn social_ticket_on(channel: Channel) -> TicketEvent {
 
 fn reply_at(n: u128, at: Timestamp) -> TicketCommand {
     C::RequestReply {
+        attachments: vec![],
         reply_id: id(n),
         body: "Hello".into(),
         by: by(),
@@ -731,6 +739,7 @@ fn wechat_takes_five_replies_per_customer_message_within_48_hours() {
     for n in 0..5 {
         history.push(
             OutboundReplyRequested {
+                attachments: vec![],
                 reply_id: id(90 + n),
                 body: "Hello".into(),
                 channel_info: ChannelInfo {
@@ -772,6 +781,7 @@ fn wechat_takes_five_replies_per_customer_message_within_48_hours() {
 #[test]
 fn receipts_record_only_news_and_a_failed_one_fails_the_reply() {
     let requested: TicketEvent = OutboundReplyRequested {
+        attachments: vec![],
         reply_id: id(60),
         body: "Hello".into(),
         channel_info: whatsapp(),

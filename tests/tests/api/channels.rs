@@ -182,17 +182,11 @@ async fn connect(app: &TestApp, standin: &StandIn, platform: Platform) -> (Strin
     }
     let channel = &created["channel"];
     let id = channel["channel_id"].as_str().expect("an id").to_owned();
-    assert_eq!(
-        channel["webhook_url"],
-        format!("/hooks/{}/{id}", platform.name())
-    );
-    (
-        id,
-        channel["webhook_url"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+    // A path, or a URL under the server's public address when it has one.
+    let path = format!("/hooks/{}/{id}", platform.name());
+    let url = channel["webhook_url"].as_str().unwrap_or_default();
+    assert!(url.ends_with(&path), "{url}");
+    (id, path)
 }
 
 /// Reads the agent's stream until an event of `event_type` (for which `matches` holds).
@@ -367,7 +361,13 @@ async fn a_whatsapp_conversation_round_trip(backend: Backend) {
     );
     let file_id = attachment["file_id"].as_str().expect("stored in Parley");
     let file = app
-        .get_as(&agent, &format!("/api/v1/files/{file_id}"))
+        .get_as(
+            &agent,
+            &format!(
+                "/api/v1/files/{file_id}?position={}",
+                with_photo["position"]
+            ),
+        )
         .await;
     assert_eq!(file.status(), 200);
     assert_eq!(
@@ -746,8 +746,91 @@ async fn admins_manage_channel_accounts(backend: Backend) {
     problem(gone, 404, "not-found").await;
 }
 
+/// A reply with a file: the platform gets a signed link under the server's public URL and
+/// fetches the file through it; a link this server did not sign is refused.
+async fn a_reply_carries_files_by_signed_link(backend: Backend) {
+    // The public URL must be known before the server binds: a free port is chosen first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        config.public_url = Some(format!("http://127.0.0.1:{port}"));
+    })
+    .await
+    else {
+        return;
+    };
+    let standin = StandIn::start();
+    let platform = Platform::Whatsapp;
+    let (_, hook) = connect(&app, &standin, platform).await;
+    let (_, agent) = app.support_agent().await;
+    let mut stream = EventStream::open(&app, &agent, "/api/v1/stream", None).await;
+    let body = fixture("whatsapp/text.json");
+    let (headers, _) = signed(platform, &body);
+    assert_eq!(
+        post_hook(&app, &hook, &headers, "", &body).await.status(),
+        200
+    );
+    let created = until(&mut stream, "TicketCreated", |_| true).await;
+    let ticket_id = created["stream"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("ticket-")
+        .to_owned();
+
+    let label = b"%PDF-1.4\n% the shipping label\n".to_vec();
+    let uploaded = app
+        .client
+        .post(format!("{}/api/v1/files?name=label.pdf", app.address))
+        .bearer_auth(&agent)
+        .body(label.clone())
+        .send()
+        .await
+        .expect("answers");
+    let uploaded = expect(uploaded, 201).await;
+    let reply = app
+        .post_as(
+            &agent,
+            &format!("/api/v1/tickets/{ticket_id}/replies"),
+            &json!({"body": "Here is your label", "attachments": [{"file_id": uploaded["id"]}]}),
+        )
+        .await;
+    let reply = expect(reply, 201).await;
+    until(&mut stream, "OutboundReplyDelivered", |e| {
+        e["data"]["reply_id"] == reply["id"]
+    })
+    .await;
+    let sent = standin.sent();
+    let link = sent
+        .iter()
+        .find_map(|send| {
+            let text = send.body.to_string();
+            let start = text.find("http://127.0.0.1")?;
+            let end = text[start..].find('"')? + start;
+            Some(text[start..end].to_owned())
+        })
+        .expect("the file went out as a link");
+    assert!(link.contains("/public/files/"), "{link}");
+    let fetched = reqwest::get(&link).await.expect("answers");
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(
+        fetched.bytes().await.expect("bytes").as_ref(),
+        label.as_slice()
+    );
+    let forged = link.replace("signature=", "signature=00");
+    problem(
+        reqwest::get(&forged).await.expect("answers"),
+        404,
+        "not-found",
+    )
+    .await;
+}
+
 on_both_backends! {
     a_whatsapp_conversation_round_trip => whatsapp_round_trip_on_sqlite, whatsapp_round_trip_on_postgres;
     every_platform_opens_tickets_and_sends_replies => every_platform_on_sqlite, every_platform_on_postgres;
     admins_manage_channel_accounts => channel_accounts_on_sqlite, channel_accounts_on_postgres;
+    a_reply_carries_files_by_signed_link => reply_files_on_sqlite, reply_files_on_postgres;
 }
