@@ -26,7 +26,7 @@ use parley_domain::conversation::Attachment;
 use parley_domain::customer::{ChannelIdentity, Customer, CustomerCommand};
 use parley_domain::ids::{CustomerId, TicketId};
 use parley_domain::ticket::{
-    ChannelInfo, CreateTicket, MAX_TITLE_CHARS, Priority, Ticket, TicketCommand, TicketSource,
+    ChannelInfo, CreateTicket, Priority, Ticket, TicketCommand, TicketSource, title_from_message,
     TicketStatus, TicketType,
 };
 use parley_domain::{Actor, DomainError, Timestamp};
@@ -40,8 +40,6 @@ pub const NAME: &str = "inbound";
 pub const MEDIA_ATTEMPTS: u32 = 3;
 /// The pause before the second fetch of a file; it doubles.
 const MEDIA_RETRY_FIRST: Duration = Duration::from_millis(500);
-/// Longest title derived from a message, in characters.
-const DERIVED_TITLE_CHARS: usize = 80;
 
 pub struct Inbound {
     pub service: CommandService,
@@ -370,32 +368,18 @@ fn unavailable(
 
 /// A new ticket's title: the message's first line, else the kind of message and who sent it.
 fn title(message: &SocialMessageReceived, connected: &Connected) -> String {
-    let first_line: String = message
-        .text
-        .trim()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(DERIVED_TITLE_CHARS.min(MAX_TITLE_CHARS))
-        .collect();
-    if !first_line.is_empty() {
-        return first_line;
-    }
-    let who = message
-        .profile
-        .name
-        .as_deref()
-        .unwrap_or(&message.profile.user_id);
-    format!(
-        "{} {} from {who}",
-        platform_label(connected.account.platform),
-        message.kind
-    )
-    .chars()
-    .take(MAX_TITLE_CHARS)
-    .collect()
+    title_from_message(&message.text, || {
+        let who = message
+            .profile
+            .name
+            .as_deref()
+            .unwrap_or(&message.profile.user_id);
+        format!(
+            "{} {} from {who}",
+            platform_label(connected.account.platform),
+            message.kind
+        )
+    })
 }
 
 fn platform_label(platform: Platform) -> &'static str {

@@ -131,6 +131,9 @@ pub struct ChannelAccount {
     /// The secrets the side store holds for it, by name.
     pub secrets: BTreeSet<String>,
     pub removed: bool,
+    pub created_at: Timestamp,
+    /// When its settings or secrets last changed.
+    pub updated_at: Timestamp,
 }
 
 impl ChannelAccount {
@@ -269,13 +272,17 @@ impl Aggregate for ChannelAccount {
                 self.name = e.name.clone();
                 self.platform_ids = e.platform_ids.clone();
                 self.api_base = e.api_base.clone();
+                self.created_at = e.at;
+                self.updated_at = e.at;
             }
             ChannelEvent::ChannelAccountChanged(e) => {
                 self.name = e.name.clone();
                 self.platform_ids = e.platform_ids.clone();
                 self.api_base = e.api_base.clone();
+                self.updated_at = e.at;
             }
             ChannelEvent::ChannelSecretsRotated(e) => {
+                self.updated_at = e.at;
                 self.secrets.extend(e.changed.iter().cloned());
                 for name in &e.cleared {
                     self.secrets.remove(name);

@@ -569,6 +569,29 @@ pub fn normalize_tag(tag: &str) -> Result<String, DomainError> {
     Ok(tag)
 }
 
+/// Longest title derived from a message, in characters.
+pub const DERIVED_TITLE_CHARS: usize = 80;
+
+/// A ticket's title from the message that opens it: its first line, at most
+/// [`DERIVED_TITLE_CHARS`] characters; else (a message of files alone) `otherwise`, at most
+/// [`MAX_TITLE_CHARS`].
+pub fn title_from_message(body: &str, otherwise: impl FnOnce() -> String) -> String {
+    let first_line: String = body
+        .trim()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(DERIVED_TITLE_CHARS.min(MAX_TITLE_CHARS))
+        .collect();
+    if first_line.is_empty() {
+        otherwise().trim().chars().take(MAX_TITLE_CHARS).collect()
+    } else {
+        first_line
+    }
+}
+
 /// The tag a social channel gives its tickets, e.g. `whatsapp`.
 pub fn channel_tag(channel: Channel) -> &'static str {
     channel.name()

@@ -161,13 +161,7 @@ pub fn webhook_path(platform: Platform, id: impl std::fmt::Display) -> String {
     format!("/hooks/{}/{id}", platform.name())
 }
 
-fn dto(
-    state: &AppState,
-    platform: Platform,
-    id: Uuid,
-    account: &ChannelAccount,
-    at: (i64, i64),
-) -> ChannelDto {
+fn dto(state: &AppState, platform: Platform, id: Uuid, account: &ChannelAccount) -> ChannelDto {
     let path = webhook_path(platform, id);
     ChannelDto {
         channel_id: id,
@@ -180,8 +174,8 @@ fn dto(
             Some(base) => format!("{}{path}", base.trim_end_matches('/')),
             None => path,
         },
-        created_at: at.0,
-        updated_at: at.1,
+        created_at: account.created_at.0,
+        updated_at: account.updated_at.0,
     }
 }
 
@@ -215,14 +209,10 @@ fn view_dto(state: &AppState, view: AccountView) -> Result<ChannelDto, Problem> 
         api_base: view.api_base,
         secrets: view.secrets_set,
         removed: false,
+        created_at: Timestamp(view.created_at),
+        updated_at: Timestamp(view.updated_at),
     };
-    Ok(dto(
-        state,
-        platform,
-        id,
-        &account,
-        (view.created_at, view.updated_at),
-    ))
+    Ok(dto(state, platform, id, &account))
 }
 
 /// Checks names against what the platform knows: unknown secrets and ids are refused, so a
@@ -304,8 +294,6 @@ async fn create_channel(
         check_secret(name, value)?;
     }
     let id = ChannelId(crate::ids::new_id("channel"));
-    let stream = CommandService::stream::<ChannelAccount>(id)?;
-    let metadata = caller.metadata();
     let at = now();
     let register = ChannelCommand::Register {
         channel_id: id,
@@ -328,35 +316,15 @@ async fn create_channel(
             at.0,
         )
         .await?;
-    let registered = state
-        .service
-        .execute::<ChannelAccount>(&stream, register, &metadata)
-        .await?;
-    let rotated = state
-        .service
-        .execute::<ChannelAccount>(
-            &stream,
-            ChannelCommand::RotateSecrets {
-                changed: names,
-                cleared: BTreeSet::new(),
-                by: caller.actor(),
-                at,
-            },
-            &metadata,
-        )
-        .await?;
-    let executed = Executed {
-        events: registered.events + rotated.events,
-        ..rotated
-    };
-    let (account, _, _) = state.service.load::<ChannelAccount>(&stream).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ChannelAnswer {
-            reply: CommandReply::new(id, &executed),
-            channel: dto(&state, platform, id.0, &account, (at.0, at.0)),
-        }),
-    ))
+    let answer = record(
+        &state,
+        &caller,
+        (id, platform),
+        (register, None),
+        (names, BTreeSet::new()),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// The connected accounts (admins), oldest first.
@@ -449,7 +417,6 @@ async fn change_channel(
             None => {}
         }
     }
-    let metadata = caller.metadata();
     let at = now();
     let settings = ChannelCommand::Change {
         name: change.name.unwrap_or_else(|| account.name.clone()),
@@ -477,9 +444,32 @@ async fn change_channel(
     if !change.secrets.is_empty() {
         state.channels.set_secrets(id, change.secrets, at.0).await?;
     }
+    Ok(Json(
+        record(
+            &state,
+            &caller,
+            (id, platform),
+            (settings, if_match),
+            (changed, cleared),
+        )
+        .await?,
+    ))
+}
+
+/// Records an account's settings (`first`, registered or changed, under `if_match`), then which
+/// of its secrets were set and cleared: one answer for both.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    (id, platform): (ChannelId, Platform),
+    (first, if_match): (ChannelCommand, Option<parley_eventlog::StreamVersion>),
+    (changed, cleared): (BTreeSet<String>, BTreeSet<String>),
+) -> Result<ChannelAnswer, Problem> {
+    let stream = CommandService::stream::<ChannelAccount>(id)?;
+    let metadata = caller.metadata();
     let first = state
         .service
-        .execute_if::<ChannelAccount>(&stream, settings, &metadata, if_match)
+        .execute_if::<ChannelAccount>(&stream, first, &metadata, if_match)
         .await?;
     let rotated = state
         .service
@@ -489,7 +479,7 @@ async fn change_channel(
                 changed,
                 cleared,
                 by: caller.actor(),
-                at,
+                at: now(),
             },
             &metadata,
         )
@@ -499,10 +489,10 @@ async fn change_channel(
         ..rotated
     };
     let (account, _, _) = state.service.load::<ChannelAccount>(&stream).await?;
-    Ok(Json(ChannelAnswer {
+    Ok(ChannelAnswer {
         reply: CommandReply::new(id, &executed),
-        channel: dto(&state, platform, id.0, &account, (0, at.0)),
-    }))
+        channel: dto(state, platform, id.0, &account),
+    })
 }
 
 /// Removes an account (admins): its webhooks answer 404 from now on, its secrets are forgotten,

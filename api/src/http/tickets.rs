@@ -24,7 +24,7 @@ use parley_domain::conversation::Channel;
 use parley_domain::customer::{ChannelIdentity, Customer};
 use parley_domain::ids::{AgentId, CustomerId, TicketId};
 use parley_domain::ticket::{
-    ChannelInfo, CreateTicket, MAX_TITLE_CHARS, Priority, ReplyState, Ticket, TicketCommand,
+    ChannelInfo, CreateTicket, Priority, title_from_message, ReplyState, Ticket, TicketCommand,
     TicketSource, TicketStatus, TicketType,
 };
 use parley_domain::{Aggregate, DomainError, Timestamp};
@@ -59,8 +59,6 @@ const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
 /// The earliest `sent_at` accepted: 2000-01-01, so that seconds sent for microseconds are
 /// refused instead of dating a message to 1970.
 const EARLIEST_SENT_AT: Timestamp = Timestamp::from_secs(946_684_800);
-/// Longest title derived from a message, in characters.
-const DERIVED_TITLE_CHARS: usize = 80;
 
 // ---------------------------------------------------------------------------------------------
 // DTOs.
@@ -938,26 +936,11 @@ fn sent_at(sent_at: Option<i64>) -> Result<Timestamp, Problem> {
 /// A new social ticket's title: the one given, else the message's first line, else the
 /// channel and the customer's handle.
 fn social_title(given: Option<String>, body: &str, channel: Channel, handle: &str) -> String {
-    if let Some(title) = given {
-        return title;
-    }
-    let first_line: String = body
-        .trim()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(DERIVED_TITLE_CHARS.min(MAX_TITLE_CHARS))
-        .collect();
-    if first_line.is_empty() {
-        format!("{} message from {}", channel.name(), handle.trim())
-            .chars()
-            .take(MAX_TITLE_CHARS)
-            .collect()
-    } else {
-        first_line
-    }
+    given.unwrap_or_else(|| {
+        title_from_message(body, || {
+            format!("{} message from {}", channel.name(), handle.trim())
+        })
+    })
 }
 
 /// Receives a customer's message from a social messaging channel (its integration relays it).
