@@ -3,14 +3,20 @@
 //! Every call to a platform goes through [`call`]: it sends, reads at most
 //! [`MAX_ANSWER_BYTES`] of the answer and turns a failure to get one into
 //! [`SendOutcome::Transient`]. The adapters read what the platform said and classify it with
-//! [`by_status`]; [`retry_after`] reads the `Retry-After` header in both of its forms. Files
-//! are fetched through [`fetch`], chunk by chunk, never past [`Client::max_download_bytes`].
+//! [`by_status`]; [`retry_after`] reads the `Retry-After` header in both of its forms. A message
+//! whose answer names it at one place goes through [`send_one`]; the Meta Graph API's
+//! (WhatsApp's, Messenger's) through [`graph_send`]. Files are fetched through [`fetch`], chunk
+//! by chunk, never past [`Client::max_download_bytes`].
 //!
 //! Invariant: no text made here holds a URL (a URL can carry a token) or a secret.
 
-use crate::{Downloaded, MediaError, MediaRef, MediaSource, Secrets, SendOutcome};
+use crate::{
+    Account, Downloaded, MediaError, MediaRef, MediaSource, OutboundMessage, Platform, Secrets,
+    SendOutcome,
+};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use serde_json::Value;
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -174,17 +180,25 @@ pub fn by_status(
     text: &str,
     retry_after: Option<Duration>,
 ) -> SendOutcome {
-    if is_transient_status(status) {
+    failed(is_transient_status(status), code, clip(text), retry_after)
+}
+
+/// A call that did not succeed: worth retrying when `transient` (after `retry_after` when the
+/// platform said), refused for good otherwise.
+pub fn failed(
+    transient: bool,
+    code: String,
+    text: String,
+    retry_after: Option<Duration>,
+) -> SendOutcome {
+    if transient {
         SendOutcome::Transient {
             code,
-            text: clip(text),
+            text,
             retry_after,
         }
     } else {
-        SendOutcome::Refused {
-            code,
-            text: clip(text),
-        }
+        SendOutcome::Refused { code, text }
     }
 }
 
@@ -323,8 +337,34 @@ pub fn within_window(last_inbound_micros: Option<i64>, now_micros: i64, window: 
 }
 
 /// The id of a reply the platform accepted without naming it: `{platform}:{to}:{now_micros}`.
-pub fn fallback_id(platform: crate::Platform, to: &str, now_micros: i64) -> String {
+pub fn fallback_id(platform: Platform, to: &str, now_micros: i64) -> String {
     format!("{}:{to}:{now_micros}", platform.name())
+}
+
+/// Sends one message of a reply: a success is [`SendOutcome::Sent`], named by the string at
+/// `id_pointer` in the answer or else by [`fallback_id`]; any other answer is what `failure`
+/// makes of it.
+pub async fn send_one(
+    request: reqwest::RequestBuilder,
+    platform: Platform,
+    message: &OutboundMessage,
+    id_pointer: &str,
+    failure: impl FnOnce(&Answer) -> SendOutcome,
+) -> SendOutcome {
+    let answer = match call(request).await {
+        Ok(answer) => answer,
+        Err(outcome) => return outcome,
+    };
+    if !answer.status.is_success() {
+        return failure(&answer);
+    }
+    let id = answer
+        .json()
+        .and_then(|body| body.pointer(id_pointer)?.as_str().map(str::to_owned));
+    SendOutcome::Sent {
+        platform_message_id: id
+            .unwrap_or_else(|| fallback_id(platform, &message.to, message.now_micros)),
+    }
 }
 
 /// The outcome of a reply the platform takes as several messages (its text, then each file),
@@ -332,7 +372,7 @@ pub fn fallback_id(platform: crate::Platform, to: &str, now_micros: i64) -> Stri
 /// that fails ends the sending and is logged, not returned: retrying the whole reply would send
 /// what was accepted twice.
 pub async fn send_in_parts<T, F, Fut>(
-    platform: crate::Platform,
+    platform: Platform,
     parts: Vec<T>,
     mut send_one: F,
 ) -> SendOutcome
@@ -446,15 +486,59 @@ pub fn graph_failure(
     let transient = error.is_transient
         || error.code.is_some_and(|c| transient_codes.contains(&c))
         || is_transient_status(answer.status);
-    if transient {
-        SendOutcome::Transient {
-            code,
-            text,
-            retry_after,
-        }
-    } else {
-        SendOutcome::Refused { code, text }
-    }
+    failed(transient, code, text, retry_after)
+}
+
+/// How a platform's Graph API (WhatsApp's, Messenger's) takes replies.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphSend {
+    pub platform: Platform,
+    /// The account id replies are posted under: `POST /{id}/messages`.
+    pub sender_id: &'static str,
+    /// Where the answer names the message it took (a JSON pointer).
+    pub message_id: &'static str,
+    /// The error codes worth retrying ([`graph_failure`]).
+    pub transient_codes: &'static [i64],
+    /// How the platform writes an error code ([`graph_failure`]).
+    pub code_text: fn(i64) -> String,
+}
+
+/// Sends a reply through a Graph API with the access token as a bearer token, one message a
+/// body, in order ([`send_in_parts`]).
+pub async fn graph_send(
+    client: &Client,
+    account: &Account,
+    secrets: &Secrets,
+    message: &OutboundMessage,
+    graph: GraphSend,
+    bodies: Vec<Value>,
+) -> SendOutcome {
+    let Some(token) = secrets.get("access_token") else {
+        return not_configured("access_token");
+    };
+    let url = format!(
+        "{}/{}/messages",
+        account.api_base,
+        segment(account.id(graph.sender_id))
+    );
+    send_in_parts(graph.platform, bodies, |body| {
+        let request = client.http.post(&url).bearer_auth(token).json(&body);
+        send_one(
+            request,
+            graph.platform,
+            message,
+            graph.message_id,
+            |answer| {
+                graph_failure(
+                    answer,
+                    message.now_micros,
+                    graph.transient_codes,
+                    graph.code_text,
+                )
+            },
+        )
+    })
+    .await
 }
 
 /// A send's outcome that got no file, as a download's error: refused for good is permanent.
@@ -464,6 +548,13 @@ pub fn media_failure(outcome: SendOutcome) -> MediaError {
         SendOutcome::Refused { text, .. } => MediaError::Permanent(text),
         SendOutcome::Sent { .. } => MediaError::Permanent("the platform sent no file".to_owned()),
     }
+}
+
+/// The access token a download is sent with; an account without one cannot fetch.
+pub fn download_token(secrets: &Secrets) -> Result<&str, MediaError> {
+    secrets.get("access_token").ok_or_else(|| {
+        MediaError::Permanent(crate::HookError::NotConfigured("access_token").to_string())
+    })
 }
 
 /// A download refused by its HTTP status, `text` saying what: 408, 429 and 5xx are

@@ -103,17 +103,34 @@ pub async fn send(
     }
 }
 
-/// Fetches a file that came with a message.
+/// Fetches a file that came with a message: one the platform keeps by its id through the
+/// platform's API, a plain URL as it is.
 pub async fn download(
     client: &http::Client,
     account: &Account,
     secrets: &Secrets,
     media: &MediaRef,
 ) -> Result<Downloaded, MediaError> {
-    match account.platform {
-        Platform::Whatsapp => whatsapp::download(client, account, secrets, media).await,
-        Platform::Line => line::download(client, account, secrets, media).await,
-        Platform::Wechat => wechat::download(client, account, secrets, media).await,
-        Platform::Messenger | Platform::X => http::download_url(client, secrets, media).await,
+    let not_its = |what: &str| Err(MediaError::Permanent(format!("the file is not {what}")));
+    match (account.platform, &media.source) {
+        (Platform::Whatsapp, MediaSource::WhatsappMedia(id)) => {
+            whatsapp::download(client, account, secrets, id).await
+        }
+        (Platform::Line, MediaSource::LineContent(id)) => {
+            line::download(client, account, secrets, id).await
+        }
+        (Platform::Wechat, MediaSource::WechatMedia(id)) => {
+            wechat::download(client, account, secrets, id).await
+        }
+        // A plain URL is fetched as it is; WeChat's (`PicUrl`) without the account's secrets.
+        (Platform::Wechat, MediaSource::Url(_)) => {
+            http::download_url(client, &Secrets::default(), media).await
+        }
+        (_, MediaSource::Url(_)) | (Platform::Messenger | Platform::X, _) => {
+            http::download_url(client, secrets, media).await
+        }
+        (Platform::Whatsapp, _) => not_its("a WhatsApp media id"),
+        (Platform::Line, _) => not_its("a LINE message's content"),
+        (Platform::Wechat, _) => not_its("a WeChat media id"),
     }
 }

@@ -347,6 +347,22 @@ impl<'a> Json<'a> {
     }
 }
 
+/// A location (WhatsApp's, LINE's) as `📍 name, address, latitude, longitude`: its `names`
+/// members that are there and not empty, in order, then its `latitude` and `longitude`.
+pub(crate) fn location_text(location: &Json, names: [&str; 2]) -> Result<String, HookError> {
+    let latitude = location.at("latitude").f64()?;
+    let longitude = location.at("longitude").f64()?;
+    let mut parts = Vec::new();
+    for key in names {
+        if let Some(part) = location.at(key).opt_str()?.filter(|part| !part.is_empty()) {
+            parts.push(part.to_owned());
+        }
+    }
+    parts.push(latitude.to_string());
+    parts.push(longitude.to_string());
+    Ok(format!("📍 {}", parts.join(", ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

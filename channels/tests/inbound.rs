@@ -12,6 +12,9 @@ use parley_channels::{
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
+mod common;
+use common::media;
+
 const WA_USER: &str = "16505551234";
 const PSID: &str = "6945819215522014";
 const LINE_USER: &str = "U4af4980629b8e2f3c6a1d5e7f9b0c2d4";
@@ -46,16 +49,13 @@ fn account(platform: Platform) -> Account {
     };
     Account {
         platform,
-        ids: ids
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect(),
+        ids: pairs(ids),
         api_base: platform.default_api_base().to_owned(),
     }
 }
 
 fn secrets(platform: Platform) -> Secrets {
-    let pairs: &[(&str, &str)] = match platform {
+    let named: &[(&str, &str)] = match platform {
         Platform::Whatsapp | Platform::Messenger => &[
             ("app_secret", "6f1c2d3e4a5b69788796a5b4c3d2e1f0"),
             ("access_token", "EAAGm0PX4ZCpsBAKZCZBZCqWZBZC7t1kQ"),
@@ -78,12 +78,7 @@ fn secrets(platform: Platform) -> Secrets {
             ("access_token", "1460389447283253248-aBcDeFgHiJkLmNoP"),
         ],
     };
-    Secrets(
-        pairs
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect(),
-    )
+    Secrets(pairs(named))
 }
 
 fn secret(platform: Platform, name: &str) -> String {
@@ -106,7 +101,8 @@ fn sha1_sorted(parts: &[&str]) -> String {
     hex(&Sha1::digest(parts.concat().as_bytes()))
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+/// `(name, value)` pairs, owned, in whatever collection the caller wants.
+fn pairs<C: FromIterator<(String, String)>>(items: &[(&str, &str)]) -> C {
     items
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
@@ -198,13 +194,46 @@ fn malformed(text: &str) -> HookError {
     HookError::Malformed(text.to_owned())
 }
 
-fn media(kind: &str, source: MediaSource) -> MediaRef {
-    MediaRef {
-        kind: kind.to_owned(),
-        source,
-        name: None,
-        content_type: None,
+/// The platform a fixture is recorded from: its folder.
+fn platform_of(path: &str) -> Platform {
+    path.split('/')
+        .next()
+        .and_then(Platform::from_name)
+        .unwrap_or_else(|| panic!("{path}: no platform's folder"))
+}
+
+/// The customer who writes in each platform's recorded bodies.
+fn sender(platform: Platform) -> Profile {
+    let customer = |user_id: &str| Profile {
+        user_id: user_id.to_owned(),
+        ..Profile::default()
+    };
+    match platform {
+        Platform::Whatsapp => Profile {
+            name: Some("Sheena Nelson".to_owned()),
+            phone: Some(WA_USER.to_owned()),
+            ..customer(WA_USER)
+        },
+        Platform::Messenger => customer(PSID),
+        Platform::Line => customer(LINE_USER),
+        Platform::Wechat => customer(OPENID),
+        Platform::X => Profile {
+            name: Some("Jordan Mills".to_owned()),
+            username: Some("jordanmills".to_owned()),
+            ..customer(X_CUSTOMER)
+        },
     }
+}
+
+/// A request in WeChat's safe mode: `request` with `encrypt_type=aes` and `msg_signature`.
+fn safe_mode(mut request: HookRequest, msg_signature: String) -> HookRequest {
+    request
+        .query
+        .push(("encrypt_type".to_owned(), "aes".to_owned()));
+    request
+        .query
+        .push(("msg_signature".to_owned(), msg_signature));
+    request
 }
 
 /// The signature checks every platform that signs its bodies passes: a wrong signature, none,
@@ -266,144 +295,582 @@ fn the_test_hmac_matches_rfc_4231_test_case_2() {
     assert_eq!(BASE64.encode(&tag), RFC4231_BASE64);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Every platform alike: each check over each platform's cases.
+
+/// 5 cases: each platform's text message, read whole.
+#[test]
+fn a_text_message_names_its_sender_time_and_text() {
+    let cases = [
+        (
+            "whatsapp/text.json",
+            "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUVBNjQ4MDk0RjI5NDg4QzE1NQA=",
+            1_749_416_383_000_000,
+            "Hi, my order #8802 hasn't arrived yet",
+            None,
+        ),
+        // Messenger names its sender by PSID.
+        (
+            "messenger/text.json",
+            "m_rA1MUp3Uq4Yn4PCZ2cqsGV8QjUuW3f5Pmp0OJhfHuMvFMoOVK3dDvhjVDnT2sY4SnKh7tTnbxG4jIZRO1Q0sLw",
+            1_719_579_998_562_000,
+            "Hi, my order hasn't arrived",
+            None,
+        ),
+        // LINE's carries its reply token.
+        (
+            "line/text.json",
+            "514265723390574673",
+            1_719_580_000_123_000,
+            "こんにちは、注文が届いていません",
+            Some("38ef843bde154d9b91c21320ffd17a0f"),
+        ),
+        // WeChat's names its openid and msgid.
+        (
+            "wechat/text.xml",
+            "24611375372931712",
+            1_719_580_000_000_000,
+            "你好，我的订单还没到",
+            None,
+        ),
+        // X's names its sender from the users map.
+        (
+            "x/message_create.json",
+            "1803391528418205696",
+            1_718_803_000_123_000,
+            "Hi! Has my refund been processed?",
+            None,
+        ),
+    ];
+    for (path, id, at_micros, text, reply_token) in cases {
+        assert_eq!(
+            only_message(read(platform_of(path), path)),
+            InboundMessage {
+                platform_message_id: id.to_owned(),
+                from: sender(platform_of(path)),
+                at_micros,
+                text: text.to_owned(),
+                media: vec![],
+                reply_token: reply_token.map(str::to_owned),
+                kind: "text".to_owned(),
+            },
+            "{path}"
+        );
+    }
+}
+
+/// 12 cases: a message with a file reads as its kind, its text (a caption, the recognised
+/// speech) and the file: a media id the platform keeps, or a URL.
+#[test]
+fn a_file_is_its_media_with_its_kind_and_text() {
+    let typed = |content_type: &str, media: MediaRef| MediaRef {
+        content_type: Some(content_type.to_owned()),
+        ..media
+    };
+    let named = |name: &str, media: MediaRef| MediaRef {
+        name: Some(name.to_owned()),
+        ..media
+    };
+    let whatsapp = |kind: &str, id: &str| media(kind, MediaSource::WhatsappMedia(id.to_owned()));
+    let line = |kind: &str, id: &str| media(kind, MediaSource::LineContent(id.to_owned()));
+    let wechat = |kind: &str, id: &str| media(kind, MediaSource::WechatMedia(id.to_owned()));
+    let url = |kind: &str, url: &str| media(kind, MediaSource::Url(url.to_owned()));
+    let cases = [
+        (
+            "whatsapp/image.json",
+            "image",
+            "This is the box I got",
+            typed("image/jpeg", whatsapp("image", "1003383421387256")),
+        ),
+        (
+            "whatsapp/video.json",
+            "video",
+            "",
+            typed("video/mp4", whatsapp("video", "1216519516329738")),
+        ),
+        (
+            "whatsapp/audio.json",
+            "audio",
+            "",
+            typed(
+                "audio/ogg; codecs=opus",
+                whatsapp("audio", "1165433841498733"),
+            ),
+        ),
+        (
+            "whatsapp/sticker.json",
+            "sticker",
+            "",
+            typed("image/webp", whatsapp("sticker", "1052347106293716")),
+        ),
+        (
+            "whatsapp/document.json",
+            "document",
+            "The invoice",
+            named(
+                "invoice-8802.pdf",
+                typed("application/pdf", whatsapp("file", "1436815200489466")),
+            ),
+        ),
+        // LINE's are fetched from the content API by the message's id.
+        (
+            "line/image.json",
+            "image",
+            "",
+            line("image", "514265762741273097"),
+        ),
+        // An image from an external provider is its original URL.
+        (
+            "line/image_external.json",
+            "image",
+            "",
+            url("image", "https://example.com/photos/original.jpg"),
+        ),
+        (
+            "line/file.json",
+            "file",
+            "",
+            named("invoice-8802.pdf", line("file", "514265845390512345")),
+        ),
+        (
+            "wechat/image.xml",
+            "image",
+            "",
+            wechat(
+                "image",
+                "8tVG0ciovvuzBgNZ1Se8rpkNCWcAL-dOL27XKsl9RbaM0wm4pDqW7bgHv43A0rrE",
+            ),
+        ),
+        // A voice message is audio, with the recognised text.
+        (
+            "wechat/voice.xml",
+            "voice",
+            "我想查一下物流",
+            typed(
+                "audio/amr",
+                wechat(
+                    "audio",
+                    "AXKrtbz4Dy5jWc0NfH_3JlHvEHxU8xkQd6nNqpvxZ8HHF3pYtCzmA8fA2ReV7Cb9",
+                ),
+            ),
+        ),
+        (
+            "wechat/video.xml",
+            "video",
+            "",
+            wechat(
+                "video",
+                "mUhK6tdeYmqg4yHBhiiRi3z5Z3P0MnPkW0GZ_Sp4LjDqnNs1Vb6zRyB_n0tCbFf2",
+            ),
+        ),
+        // X's photo is its HTTPS URL, and its link leaves the text.
+        (
+            "x/message_media.json",
+            "image",
+            "Here's the receipt",
+            url(
+                "image",
+                "https://ton.twitter.com/1.1/ton/data/dm/1803391999887766554/1803391980011223040/qP3sT9uV.jpg",
+            ),
+        ),
+    ];
+    for (path, kind, text, file) in cases {
+        let message = only_message(read(platform_of(path), path));
+        assert_eq!(message.kind, kind, "{path}");
+        assert_eq!(message.text, text, "{path}");
+        assert_eq!(message.from, sender(platform_of(path)), "{path}");
+        assert_eq!(message.media, vec![file], "{path}");
+    }
+    // Their ids and times are read as a text message's are.
+    let image = only_message(read(Platform::Whatsapp, "whatsapp/image.json"));
+    assert_eq!(image.at_micros, 1_749_416_420_000_000);
+    let image = only_message(read(Platform::Wechat, "wechat/image.xml"));
+    assert_eq!(image.platform_message_id, "24611375979188432");
+}
+
+/// 8 cases: a message of another kind reads as a line of text, with no file.
+#[test]
+fn other_kinds_read_as_text() {
+    let cases = [
+        // A location: its name, address and coordinates.
+        (
+            "whatsapp/location.json",
+            "location",
+            "📍 Philz Coffee, 101 Forest Ave, Palo Alto, CA 94301, 37.44216251373291, -122.16153621673584",
+        ),
+        // Shared contacts: names and phones.
+        (
+            "whatsapp/contacts.json",
+            "contacts",
+            "👤 Barbara Johnson: +1 (940) 555-1234, +1 (650) 555-1234",
+        ),
+        // A button reply: the title tapped.
+        ("whatsapp/interactive.json", "interactive", "Track my order"),
+        // An unknown type is kept as an unsupported message, not an error.
+        (
+            "whatsapp/reaction.json",
+            "reaction",
+            "[unsupported message type: reaction]",
+        ),
+        ("line/sticker.json", "sticker", "[sticker]"),
+        // A location: its title, address and coordinates.
+        (
+            "line/location.json",
+            "location",
+            "📍 LINE Corporation, 1-6-1 Yotsuya, Shinjuku-ku, Tokyo, 160-0004, Japan, 35.687574, 139.72922",
+        ),
+        // A location: its label and coordinates.
+        (
+            "wechat/location.xml",
+            "location",
+            "📍 广东省广州市天河区天河路208号, 23.134521, 113.358803",
+        ),
+        // A link: its title, description and URL.
+        (
+            "wechat/link.xml",
+            "link",
+            "🔗 退货政策\n30天无理由退货说明\nhttps://mp.weixin.qq.com/s/3kQ8nXcV2bL7mR1tYz9wPA",
+        ),
+    ];
+    for (path, kind, text) in cases {
+        let message = only_message(read(platform_of(path), path));
+        assert_eq!(message.kind, kind, "{path}");
+        assert_eq!(message.text, text, "{path}");
+        assert_eq!(message.from, sender(platform_of(path)), "{path}");
+        assert!(message.media.is_empty(), "{path}");
+    }
+}
+
+/// 4 cases: following and unfollowing (LINE), subscribing and unsubscribing (WeChat) are
+/// follows, with the platform's event id (WeChat's: the sender and the second).
+#[test]
+fn a_follow_and_an_unfollow_are_follows_of_the_sender() {
+    let cases = [
+        (
+            "line/follow.json",
+            true,
+            1_719_579_900_000_000,
+            "01J1JX3Q8R9S0T1V2W3X4Y5Z6A".to_owned(),
+        ),
+        (
+            "line/unfollow.json",
+            false,
+            1_719_590_000_000_000,
+            "01J1K6ZK2M3N4P5Q6R7S8T9V0W".to_owned(),
+        ),
+        (
+            "wechat/subscribe.xml",
+            true,
+            1_719_579_900_000_000,
+            format!("{OPENID}1719579900"),
+        ),
+        (
+            "wechat/unsubscribe.xml",
+            false,
+            1_719_590_000_000_000,
+            format!("{OPENID}1719590000"),
+        ),
+    ];
+    for (path, followed, at_micros, event_id) in cases {
+        assert_eq!(
+            read(platform_of(path), path),
+            vec![Incoming::Follow {
+                user: sender(platform_of(path)),
+                followed,
+                at_micros,
+                event_id: Some(event_id),
+            }],
+            "{path}"
+        );
+    }
+}
+
+/// 15 cases: a body for another account, the account's own messages, and kinds Parley does
+/// not use say nothing.
+#[test]
+fn what_is_not_for_the_account_is_left_out() {
+    let cases = [
+        (
+            "a WhatsApp value for another phone number",
+            Platform::Whatsapp,
+            edited("whatsapp/text.json", |value| {
+                value["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] =
+                    "109999999999999".into();
+            }),
+        ),
+        (
+            "a WhatsApp change of another field",
+            Platform::Whatsapp,
+            br#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"event":"APPROVED","message_template_id":1234,"message_template_name":"order_update","message_template_language":"en_US","reason":"NONE"},"field":"message_template_status_update"}]}]}"#.to_vec(),
+        ),
+        (
+            "the Messenger page's own echo",
+            Platform::Messenger,
+            fixture("messenger/echo.json"),
+        ),
+        (
+            "a Messenger echo from the customer to the page (is_echo alone leaves it out)",
+            Platform::Messenger,
+            edited("messenger/echo.json", |value| {
+                let event = &mut value["entry"][0]["messaging"][0];
+                event["sender"]["id"] = PSID.into();
+                event["recipient"]["id"] = "112233445566778".into();
+            }),
+        ),
+        (
+            "a Messenger read watermark (it names no message)",
+            Platform::Messenger,
+            fixture("messenger/read.json"),
+        ),
+        (
+            "a Messenger event for another page",
+            Platform::Messenger,
+            edited("messenger/text.json", |value| {
+                value["entry"][0]["messaging"][0]["recipient"]["id"] = "998877665544332".into();
+            }),
+        ),
+        (
+            "the LINE console's verify button (no events)",
+            Platform::Line,
+            fixture("line/verify_empty.json"),
+        ),
+        (
+            "a LINE group message without a user id",
+            Platform::Line,
+            fixture("line/group_without_user.json"),
+        ),
+        (
+            "a LINE body for another bot",
+            Platform::Line,
+            edited("line/text.json", |value| {
+                value["destination"] = "Uffffffffffffffffffffffffffffffff".into();
+            }),
+        ),
+        (
+            "a WeChat event other than a subscription",
+            Platform::Wechat,
+            fixture("wechat/menu_click.xml"),
+        ),
+        (
+            "a WeChat message for another official account",
+            Platform::Wechat,
+            String::from_utf8(fixture("wechat/text.xml"))
+                .expect("UTF-8")
+                .replace("gh_3ad31b2a7d66", "gh_000000000000")
+                .into_bytes(),
+        ),
+        (
+            "the X account's own message",
+            Platform::X,
+            fixture("x/own_message.json"),
+        ),
+        (
+            "an X body for another subscribed user",
+            Platform::X,
+            edited("x/message_create.json", |value| {
+                value["for_user_id"] = "44196397".into();
+            }),
+        ),
+        (
+            "X typing",
+            Platform::X,
+            br#"{"for_user_id":"1460389447283253248","direct_message_indicate_typing_events":[{"created_timestamp":"1718803300000","sender_id":"3001969357","target":{"recipient_id":"1460389447283253248"}}],"users":{}}"#.to_vec(),
+        ),
+        (
+            "an X favourite",
+            Platform::X,
+            br#"{"for_user_id":"1460389447283253248","favorite_events":[{"id":"a7ba59eab0bfcba386f7acedac279542","created_at":"Mon Mar 26 16:33:26 +0000 2018","timestamp_ms":1522082006140}]}"#.to_vec(),
+        ),
+    ];
+    for (what, platform, body) in cases {
+        assert_eq!(read_body(platform, body), vec![], "{what}");
+    }
+}
+
+/// 5 cases: each platform that signs its bodies (WeChat signs its query: `mod wechat`), and
+/// LINE's empty body too.
+#[test]
+fn a_wrong_missing_garbled_or_stale_signature_is_refused() {
+    for (path, header) in [
+        ("whatsapp/text.json", "x-hub-signature-256"),
+        ("messenger/text.json", "x-hub-signature-256"),
+        ("line/text.json", "x-line-signature"),
+        ("line/verify_empty.json", "x-line-signature"),
+        ("x/message_create.json", "x-twitter-webhooks-signature"),
+    ] {
+        assert_signatures_are_checked(platform_of(path), path, header);
+    }
+}
+
+/// 3 cases: a JSON platform's body that is not JSON.
+#[test]
+fn a_body_that_is_not_json_is_malformed() {
+    for (platform, body) in [
+        (
+            Platform::Whatsapp,
+            &b"{\"object\": \"whatsapp_business_account\", "[..],
+        ),
+        (Platform::Line, b"events"),
+        (Platform::X, b"{\"for_user_id\":"),
+    ] {
+        let error = parse_body(platform, body.to_vec());
+        assert!(
+            matches!(&error, Err(HookError::Malformed(text)) if text.starts_with("body: not JSON")),
+            "{platform:?}: {error:?}"
+        );
+    }
+}
+
+/// 19 cases: a body missing a field, or with one of the wrong type, is malformed at that
+/// field's path, not a panic.
+#[test]
+fn malformed_bodies_name_the_field_at_fault() {
+    let wechat = |path: &str, from: &str, to: &str| {
+        String::from_utf8(fixture(path))
+            .expect("UTF-8")
+            .replace(from, to)
+            .into_bytes()
+    };
+    let cases = [
+        (
+            Platform::Whatsapp,
+            edited("whatsapp/text.json", |value| {
+                value["object"] = "page".into()
+            }),
+            "object: not \"whatsapp_business_account\"",
+        ),
+        (
+            Platform::Messenger,
+            edited("messenger/text.json", |value| {
+                if let Some(message) = value["entry"][0]["messaging"][0]["message"].as_object_mut()
+                {
+                    message.remove("mid");
+                }
+            }),
+            "entry[0].messaging[0].message.mid: missing",
+        ),
+        (
+            Platform::Messenger,
+            edited("messenger/text.json", |value| {
+                if let Some(event) = value["entry"][0]["messaging"][0].as_object_mut() {
+                    event.remove("sender");
+                }
+            }),
+            "entry[0].messaging[0].sender: missing",
+        ),
+        (
+            Platform::Messenger,
+            edited("messenger/text.json", |value| {
+                value["entry"][0]["messaging"][0]["message"]["text"] = serde_json::json!({"t": 1});
+            }),
+            "entry[0].messaging[0].message.text: expected a string",
+        ),
+        (
+            Platform::Messenger,
+            edited("messenger/attachment.json", |value| {
+                value["entry"][0]["messaging"][0]["message"]["attachments"][1]["payload"] =
+                    "https://example.com".into();
+            }),
+            "entry[0].messaging[0].message.attachments[1].payload: expected an object",
+        ),
+        (
+            Platform::Messenger,
+            edited("messenger/text.json", |value| value["entry"] = 3.into()),
+            "entry: expected an array",
+        ),
+        (
+            Platform::Messenger,
+            edited("messenger/text.json", |value| {
+                value["object"] = "instagram".into()
+            }),
+            "object: not \"page\"",
+        ),
+        (Platform::Line, b"[]".to_vec(), "body: expected an object"),
+        (
+            Platform::Line,
+            br#"{"destination":"U0123456789abcdef0123456789abcdef"}"#.to_vec(),
+            "events: missing",
+        ),
+        (
+            Platform::Line,
+            edited("line/text.json", |value| {
+                value["events"][0]["timestamp"] = "yesterday".into();
+            }),
+            "events[0].timestamp: expected a whole number",
+        ),
+        (
+            Platform::Line,
+            edited("line/file.json", |value| {
+                value["events"][0]["message"]["fileName"] = 42.into();
+            }),
+            "events[0].message.fileName: expected a string",
+        ),
+        (
+            Platform::Line,
+            edited("line/text.json", |value| {
+                value["events"][0]["source"] = serde_json::Value::Bool(false);
+            }),
+            "events[0].source: expected an object",
+        ),
+        (
+            Platform::Wechat,
+            wechat("wechat/text.xml", "<MsgId>24611375372931712</MsgId>\n", ""),
+            "xml.MsgId: missing",
+        ),
+        (
+            Platform::Wechat,
+            wechat(
+                "wechat/text.xml",
+                "<CreateTime>1719580000</CreateTime>",
+                "<CreateTime>soon</CreateTime>",
+            ),
+            "xml.CreateTime: expected a whole number",
+        ),
+        (
+            Platform::Wechat,
+            wechat("wechat/location.xml", "23.134521", "north"),
+            "xml.Location_X: expected a number",
+        ),
+        (Platform::X, b"{}".to_vec(), "for_user_id: missing"),
+        (
+            Platform::X,
+            edited("x/message_create.json", |value| {
+                value["direct_message_events"][0]["created_timestamp"] = serde_json::json!([]);
+            }),
+            "direct_message_events[0].created_timestamp: expected a whole number",
+        ),
+        (
+            Platform::X,
+            edited("x/message_create.json", |value| {
+                if let Some(create) =
+                    value["direct_message_events"][0]["message_create"].as_object_mut()
+                {
+                    create.remove("sender_id");
+                }
+            }),
+            "direct_message_events[0].message_create.sender_id: missing",
+        ),
+        (
+            Platform::X,
+            edited("x/message_create.json", |value| {
+                value["users"][X_CUSTOMER]["name"] = 5.into();
+            }),
+            "users.3001969357.name: expected a string",
+        ),
+    ];
+    for (platform, body, error) in cases {
+        assert_eq!(
+            parse_body(platform, body),
+            Err(malformed(error)),
+            "{platform:?}"
+        );
+    }
+}
+
 mod whatsapp {
     use super::*;
 
     const P: Platform = Platform::Whatsapp;
-
-    fn sender() -> Profile {
-        Profile {
-            user_id: WA_USER.to_owned(),
-            name: Some("Sheena Nelson".to_owned()),
-            phone: Some(WA_USER.to_owned()),
-            ..Profile::default()
-        }
-    }
-
-    #[test]
-    fn a_text_message_names_its_sender_time_and_text() {
-        let message = only_message(read(P, "whatsapp/text.json"));
-        assert_eq!(
-            message,
-            InboundMessage {
-                platform_message_id:
-                    "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUVBNjQ4MDk0RjI5NDg4QzE1NQA=".to_owned(),
-                from: sender(),
-                at_micros: 1_749_416_383_000_000,
-                text: "Hi, my order #8802 hasn't arrived yet".to_owned(),
-                media: vec![],
-                reply_token: None,
-                kind: "text".to_owned(),
-            }
-        );
-    }
-
-    #[test]
-    fn an_image_is_a_media_id_with_its_type_and_the_caption_as_text() {
-        let message = only_message(read(P, "whatsapp/image.json"));
-        assert_eq!(message.kind, "image");
-        assert_eq!(message.text, "This is the box I got");
-        assert_eq!(message.at_micros, 1_749_416_420_000_000);
-        assert_eq!(
-            message.media,
-            vec![MediaRef {
-                content_type: Some("image/jpeg".to_owned()),
-                ..media(
-                    "image",
-                    MediaSource::WhatsappMedia("1003383421387256".to_owned())
-                )
-            }]
-        );
-    }
-
-    #[test]
-    fn a_video_an_audio_and_a_sticker_are_media_ids_without_text() {
-        for (path, kind, id, content_type) in [
-            (
-                "whatsapp/video.json",
-                "video",
-                "1216519516329738",
-                "video/mp4",
-            ),
-            (
-                "whatsapp/audio.json",
-                "audio",
-                "1165433841498733",
-                "audio/ogg; codecs=opus",
-            ),
-            (
-                "whatsapp/sticker.json",
-                "sticker",
-                "1052347106293716",
-                "image/webp",
-            ),
-        ] {
-            let message = only_message(read(P, path));
-            assert_eq!(message.kind, kind, "{path}");
-            assert_eq!(message.text, "", "{path}");
-            assert_eq!(message.from, sender(), "{path}");
-            assert_eq!(
-                message.media,
-                vec![MediaRef {
-                    content_type: Some(content_type.to_owned()),
-                    ..media(kind, MediaSource::WhatsappMedia(id.to_owned()))
-                }],
-                "{path}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_document_is_a_file_with_its_name() {
-        let message = only_message(read(P, "whatsapp/document.json"));
-        assert_eq!(message.kind, "document");
-        assert_eq!(message.text, "The invoice");
-        assert_eq!(
-            message.media,
-            vec![MediaRef {
-                kind: "file".to_owned(),
-                source: MediaSource::WhatsappMedia("1436815200489466".to_owned()),
-                name: Some("invoice-8802.pdf".to_owned()),
-                content_type: Some("application/pdf".to_owned()),
-            }]
-        );
-    }
-
-    #[test]
-    fn a_location_reads_as_its_name_address_and_coordinates() {
-        let message = only_message(read(P, "whatsapp/location.json"));
-        assert_eq!(message.kind, "location");
-        assert_eq!(
-            message.text,
-            "📍 Philz Coffee, 101 Forest Ave, Palo Alto, CA 94301, 37.44216251373291, -122.16153621673584"
-        );
-        assert!(message.media.is_empty());
-    }
-
-    #[test]
-    fn shared_contacts_read_as_names_and_phones() {
-        let message = only_message(read(P, "whatsapp/contacts.json"));
-        assert_eq!(message.kind, "contacts");
-        assert_eq!(
-            message.text,
-            "👤 Barbara Johnson: +1 (940) 555-1234, +1 (650) 555-1234"
-        );
-    }
-
-    #[test]
-    fn a_button_reply_reads_as_the_title_tapped() {
-        let message = only_message(read(P, "whatsapp/interactive.json"));
-        assert_eq!(message.kind, "interactive");
-        assert_eq!(message.text, "Track my order");
-    }
-
-    #[test]
-    fn an_unknown_message_type_is_kept_as_an_unsupported_message_not_an_error() {
-        let message = only_message(read(P, "whatsapp/reaction.json"));
-        assert_eq!(message.kind, "reaction");
-        assert_eq!(message.text, "[unsupported message type: reaction]");
-        assert_eq!(message.from, sender());
-    }
 
     #[test]
     fn a_delivered_status_is_a_receipt() {
@@ -460,21 +927,6 @@ mod whatsapp {
                 "{status}"
             );
         }
-    }
-
-    #[test]
-    fn a_value_for_another_phone_number_is_left_out() {
-        let body = edited("whatsapp/text.json", |value| {
-            value["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] =
-                "109999999999999".into();
-        });
-        assert_eq!(read_body(P, body), vec![]);
-    }
-
-    #[test]
-    fn changes_of_other_fields_are_left_out() {
-        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"event":"APPROVED","message_template_id":1234,"message_template_name":"order_update","message_template_language":"en_US","reason":"NONE"},"field":"message_template_status_update"}]}]}"#;
-        assert_eq!(read_body(P, body.to_vec()), vec![]);
     }
 
     #[test]
@@ -551,8 +1003,7 @@ mod whatsapp {
     }
 
     #[test]
-    fn a_wrong_missing_garbled_or_stale_signature_is_refused() {
-        assert_signatures_are_checked(P, "whatsapp/text.json", "x-hub-signature-256");
+    fn a_signature_without_its_sha256_prefix_is_refused() {
         let mut without_prefix = signed(P, fixture("whatsapp/text.json"));
         for (name, value) in &mut without_prefix.headers {
             if name == "x-hub-signature-256" {
@@ -582,26 +1033,6 @@ mod whatsapp {
         assert_eq!(
             verify(P, &request, &Secrets::default()),
             Err(HookError::NotConfigured("app_secret"))
-        );
-    }
-
-    #[test]
-    fn a_body_that_is_not_json_is_malformed() {
-        let error = parse_body(P, b"{\"object\": \"whatsapp_business_account\", ".to_vec());
-        assert!(
-            matches!(&error, Err(HookError::Malformed(text)) if text.starts_with("body: not JSON")),
-            "{error:?}"
-        );
-    }
-
-    #[test]
-    fn a_body_for_another_object_is_malformed() {
-        let body = edited("whatsapp/text.json", |value| {
-            value["object"] = "page".into()
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("object: not \"whatsapp_business_account\""))
         );
     }
 
@@ -679,36 +1110,12 @@ mod messenger {
 
     const P: Platform = Platform::Messenger;
 
-    fn sender() -> Profile {
-        Profile {
-            user_id: PSID.to_owned(),
-            ..Profile::default()
-        }
-    }
-
-    #[test]
-    fn a_text_message_names_its_sender_by_psid() {
-        let message = only_message(read(P, "messenger/text.json"));
-        assert_eq!(
-            message,
-            InboundMessage {
-                platform_message_id: "m_rA1MUp3Uq4Yn4PCZ2cqsGV8QjUuW3f5Pmp0OJhfHuMvFMoOVK3dDvhjVDnT2sY4SnKh7tTnbxG4jIZRO1Q0sLw".to_owned(),
-                from: sender(),
-                at_micros: 1_719_579_998_562_000,
-                text: "Hi, my order hasn't arrived".to_owned(),
-                media: vec![],
-                reply_token: None,
-                kind: "text".to_owned(),
-            }
-        );
-    }
-
     #[test]
     fn attachments_are_urls_of_their_kind() {
         let message = only_message(read(P, "messenger/attachment.json"));
         assert_eq!(message.kind, "image");
         assert_eq!(message.text, "");
-        assert_eq!(message.from, sender());
+        assert_eq!(message.from, sender(P));
         assert_eq!(message.media.len(), 2);
         assert_eq!(message.media[0].kind, "image");
         assert!(matches!(
@@ -740,17 +1147,6 @@ mod messenger {
     }
 
     #[test]
-    fn the_pages_own_echoes_are_left_out() {
-        assert_eq!(read(P, "messenger/echo.json"), vec![]);
-        let body = edited("messenger/echo.json", |value| {
-            let event = &mut value["entry"][0]["messaging"][0];
-            event["sender"]["id"] = PSID.into();
-            event["recipient"]["id"] = "112233445566778".into();
-        });
-        assert_eq!(read_body(P, body), vec![], "is_echo alone leaves it out");
-    }
-
-    #[test]
     fn a_delivery_is_a_receipt_for_each_mid_at_the_watermark() {
         let receipt = only_receipt(read(P, "messenger/delivery.json"));
         assert_eq!(
@@ -763,78 +1159,6 @@ mod messenger {
             }
         );
     }
-
-    #[test]
-    fn a_read_watermark_names_no_message_and_is_left_out() {
-        assert_eq!(read(P, "messenger/read.json"), vec![]);
-    }
-
-    #[test]
-    fn events_for_another_page_are_left_out() {
-        let body = edited("messenger/text.json", |value| {
-            value["entry"][0]["messaging"][0]["recipient"]["id"] = "998877665544332".into();
-        });
-        assert_eq!(read_body(P, body), vec![]);
-    }
-
-    #[test]
-    fn signatures_are_metas() {
-        assert_signatures_are_checked(P, "messenger/text.json", "x-hub-signature-256");
-    }
-
-    #[test]
-    fn a_message_without_a_mid_or_a_sender_is_malformed_at_that_path() {
-        let body = edited("messenger/text.json", |value| {
-            if let Some(message) = value["entry"][0]["messaging"][0]["message"].as_object_mut() {
-                message.remove("mid");
-            }
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("entry[0].messaging[0].message.mid: missing"))
-        );
-        let body = edited("messenger/text.json", |value| {
-            if let Some(event) = value["entry"][0]["messaging"][0].as_object_mut() {
-                event.remove("sender");
-            }
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("entry[0].messaging[0].sender: missing"))
-        );
-    }
-
-    #[test]
-    fn fields_of_the_wrong_type_are_malformed_not_a_panic() {
-        let body = edited("messenger/text.json", |value| {
-            value["entry"][0]["messaging"][0]["message"]["text"] = serde_json::json!({"t": 1});
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed(
-                "entry[0].messaging[0].message.text: expected a string"
-            ))
-        );
-        let body = edited("messenger/attachment.json", |value| {
-            value["entry"][0]["messaging"][0]["message"]["attachments"][1]["payload"] =
-                "https://example.com".into();
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed(
-                "entry[0].messaging[0].message.attachments[1].payload: expected an object"
-            ))
-        );
-        let body = edited("messenger/text.json", |value| value["entry"] = 3.into());
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("entry: expected an array"))
-        );
-        let body = edited("messenger/text.json", |value| {
-            value["object"] = "instagram".into()
-        });
-        assert_eq!(parse_body(P, body), Err(malformed("object: not \"page\"")));
-    }
 }
 
 mod line {
@@ -842,180 +1166,11 @@ mod line {
 
     const P: Platform = Platform::Line;
 
-    fn sender() -> Profile {
-        Profile {
-            user_id: LINE_USER.to_owned(),
-            ..Profile::default()
-        }
-    }
-
-    #[test]
-    fn a_text_message_carries_its_reply_token() {
-        let message = only_message(read(P, "line/text.json"));
-        assert_eq!(
-            message,
-            InboundMessage {
-                platform_message_id: "514265723390574673".to_owned(),
-                from: sender(),
-                at_micros: 1_719_580_000_123_000,
-                text: "こんにちは、注文が届いていません".to_owned(),
-                media: vec![],
-                reply_token: Some("38ef843bde154d9b91c21320ffd17a0f".to_owned()),
-                kind: "text".to_owned(),
-            }
-        );
-    }
-
-    #[test]
-    fn an_image_is_fetched_from_the_content_api_by_message_id() {
-        let message = only_message(read(P, "line/image.json"));
-        assert_eq!(message.kind, "image");
-        assert_eq!(message.text, "");
-        assert_eq!(
-            message.media,
-            vec![media(
-                "image",
-                MediaSource::LineContent("514265762741273097".to_owned())
-            )]
-        );
-    }
-
-    #[test]
-    fn an_image_from_an_external_provider_is_its_original_url() {
-        let message = only_message(read(P, "line/image_external.json"));
-        assert_eq!(
-            message.media,
-            vec![media(
-                "image",
-                MediaSource::Url("https://example.com/photos/original.jpg".to_owned())
-            )]
-        );
-    }
-
-    #[test]
-    fn a_file_keeps_its_name() {
-        let message = only_message(read(P, "line/file.json"));
-        assert_eq!(message.kind, "file");
-        assert_eq!(
-            message.media,
-            vec![MediaRef {
-                name: Some("invoice-8802.pdf".to_owned()),
-                ..media(
-                    "file",
-                    MediaSource::LineContent("514265845390512345".to_owned())
-                )
-            }]
-        );
-    }
-
-    #[test]
-    fn a_sticker_reads_as_a_sticker() {
-        let message = only_message(read(P, "line/sticker.json"));
-        assert_eq!(message.kind, "sticker");
-        assert_eq!(message.text, "[sticker]");
-        assert!(message.media.is_empty());
-    }
-
-    #[test]
-    fn a_location_reads_as_its_title_address_and_coordinates() {
-        let message = only_message(read(P, "line/location.json"));
-        assert_eq!(
-            message.text,
-            "📍 LINE Corporation, 1-6-1 Yotsuya, Shinjuku-ku, Tokyo, 160-0004, Japan, 35.687574, 139.72922"
-        );
-    }
-
-    #[test]
-    fn a_follow_and_an_unfollow_carry_the_webhook_event_id() {
-        assert_eq!(
-            read(P, "line/follow.json"),
-            vec![Incoming::Follow {
-                user: sender(),
-                followed: true,
-                at_micros: 1_719_579_900_000_000,
-                event_id: Some("01J1JX3Q8R9S0T1V2W3X4Y5Z6A".to_owned()),
-            }]
-        );
-        assert_eq!(
-            read(P, "line/unfollow.json"),
-            vec![Incoming::Follow {
-                user: sender(),
-                followed: false,
-                at_micros: 1_719_590_000_000_000,
-                event_id: Some("01J1K6ZK2M3N4P5Q6R7S8T9V0W".to_owned()),
-            }]
-        );
-    }
-
-    #[test]
-    fn the_consoles_verify_button_sends_no_events_and_says_nothing() {
-        assert_eq!(read(P, "line/verify_empty.json"), vec![]);
-    }
-
-    #[test]
-    fn a_group_message_without_a_user_id_is_left_out() {
-        assert_eq!(read(P, "line/group_without_user.json"), vec![]);
-    }
-
-    #[test]
-    fn a_body_for_another_bot_is_left_out() {
-        let body = edited("line/text.json", |value| {
-            value["destination"] = "Uffffffffffffffffffffffffffffffff".into();
-        });
-        assert_eq!(read_body(P, body), vec![]);
-    }
-
     #[test]
     fn line_has_no_subscription_check() {
         assert_eq!(
             verify_subscription(P, &HookRequest::default(), &secrets(P)),
             Err(HookError::VerificationRefused)
-        );
-    }
-
-    #[test]
-    fn a_wrong_missing_garbled_or_stale_signature_is_refused() {
-        assert_signatures_are_checked(P, "line/text.json", "x-line-signature");
-        assert_signatures_are_checked(P, "line/verify_empty.json", "x-line-signature");
-    }
-
-    #[test]
-    fn malformed_bodies_name_the_field_at_fault() {
-        assert!(matches!(
-            parse_body(P, b"events".to_vec()),
-            Err(HookError::Malformed(text)) if text.starts_with("body: not JSON")
-        ));
-        assert_eq!(
-            parse_body(P, b"[]".to_vec()),
-            Err(malformed("body: expected an object"))
-        );
-        assert_eq!(
-            parse_body(
-                P,
-                br#"{"destination":"U0123456789abcdef0123456789abcdef"}"#.to_vec()
-            ),
-            Err(malformed("events: missing"))
-        );
-        let body = edited("line/text.json", |value| {
-            value["events"][0]["timestamp"] = "yesterday".into();
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("events[0].timestamp: expected a whole number"))
-        );
-        let body = edited("line/file.json", |value| {
-            value["events"][0]["message"]["fileName"] = 42.into();
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("events[0].message.fileName: expected a string"))
-        );
-        let body = edited("line/text.json", |value| {
-            value["events"][0]["source"] = serde_json::Value::Bool(false);
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("events[0].source: expected an object"))
         );
     }
 }
@@ -1027,139 +1182,6 @@ mod wechat {
     use cbc::cipher::{BlockEncryptMut, KeyIvInit};
 
     const P: Platform = Platform::Wechat;
-
-    fn sender() -> Profile {
-        Profile {
-            user_id: OPENID.to_owned(),
-            ..Profile::default()
-        }
-    }
-
-    fn message(path: &str) -> InboundMessage {
-        only_message(read(P, path))
-    }
-
-    #[test]
-    fn a_text_message_names_its_openid_and_msgid() {
-        assert_eq!(
-            message("wechat/text.xml"),
-            InboundMessage {
-                platform_message_id: "24611375372931712".to_owned(),
-                from: sender(),
-                at_micros: 1_719_580_000_000_000,
-                text: "你好，我的订单还没到".to_owned(),
-                media: vec![],
-                reply_token: None,
-                kind: "text".to_owned(),
-            }
-        );
-    }
-
-    #[test]
-    fn an_image_is_fetched_by_its_media_id() {
-        let message = message("wechat/image.xml");
-        assert_eq!(message.kind, "image");
-        assert_eq!(message.platform_message_id, "24611375979188432");
-        assert_eq!(
-            message.media,
-            vec![media(
-                "image",
-                MediaSource::WechatMedia(
-                    "8tVG0ciovvuzBgNZ1Se8rpkNCWcAL-dOL27XKsl9RbaM0wm4pDqW7bgHv43A0rrE".to_owned()
-                )
-            )]
-        );
-    }
-
-    #[test]
-    fn a_voice_message_is_audio_with_the_recognised_text() {
-        let message = message("wechat/voice.xml");
-        assert_eq!(message.kind, "voice");
-        assert_eq!(message.text, "我想查一下物流");
-        assert_eq!(
-            message.media,
-            vec![MediaRef {
-                content_type: Some("audio/amr".to_owned()),
-                ..media(
-                    "audio",
-                    MediaSource::WechatMedia(
-                        "AXKrtbz4Dy5jWc0NfH_3JlHvEHxU8xkQd6nNqpvxZ8HHF3pYtCzmA8fA2ReV7Cb9"
-                            .to_owned()
-                    )
-                )
-            }]
-        );
-    }
-
-    #[test]
-    fn a_video_is_fetched_by_its_media_id() {
-        let message = message("wechat/video.xml");
-        assert_eq!(message.kind, "video");
-        assert_eq!(
-            message.media,
-            vec![media(
-                "video",
-                MediaSource::WechatMedia(
-                    "mUhK6tdeYmqg4yHBhiiRi3z5Z3P0MnPkW0GZ_Sp4LjDqnNs1Vb6zRyB_n0tCbFf2".to_owned()
-                )
-            )]
-        );
-    }
-
-    #[test]
-    fn a_location_reads_as_its_label_and_coordinates() {
-        let message = message("wechat/location.xml");
-        assert_eq!(message.kind, "location");
-        assert_eq!(
-            message.text,
-            "📍 广东省广州市天河区天河路208号, 23.134521, 113.358803"
-        );
-    }
-
-    #[test]
-    fn a_link_reads_as_its_title_description_and_url() {
-        let message = message("wechat/link.xml");
-        assert_eq!(message.kind, "link");
-        assert_eq!(
-            message.text,
-            "🔗 退货政策\n30天无理由退货说明\nhttps://mp.weixin.qq.com/s/3kQ8nXcV2bL7mR1tYz9wPA"
-        );
-    }
-
-    #[test]
-    fn subscribing_and_unsubscribing_are_follows_named_by_sender_and_second() {
-        assert_eq!(
-            read(P, "wechat/subscribe.xml"),
-            vec![Incoming::Follow {
-                user: sender(),
-                followed: true,
-                at_micros: 1_719_579_900_000_000,
-                event_id: Some(format!("{OPENID}1719579900")),
-            }]
-        );
-        assert_eq!(
-            read(P, "wechat/unsubscribe.xml"),
-            vec![Incoming::Follow {
-                user: sender(),
-                followed: false,
-                at_micros: 1_719_590_000_000_000,
-                event_id: Some(format!("{OPENID}1719590000")),
-            }]
-        );
-    }
-
-    #[test]
-    fn other_events_are_left_out() {
-        assert_eq!(read(P, "wechat/menu_click.xml"), vec![]);
-    }
-
-    #[test]
-    fn a_message_for_another_official_account_is_left_out() {
-        let body = String::from_utf8(fixture("wechat/text.xml"))
-            .expect("UTF-8")
-            .replace("gh_3ad31b2a7d66", "gh_000000000000");
-        assert_eq!(read_body(P, body.into_bytes()), vec![]);
-    }
 
     fn subscription_check(signature: &str) -> HookRequest {
         HookRequest {
@@ -1262,30 +1284,6 @@ mod wechat {
         }
     }
 
-    #[test]
-    fn missing_or_mistyped_elements_are_malformed_at_their_name() {
-        let text = String::from_utf8(fixture("wechat/text.xml")).expect("UTF-8");
-        let without_id = text.replace("<MsgId>24611375372931712</MsgId>\n", "");
-        assert_eq!(
-            parse_body(P, without_id.into_bytes()),
-            Err(malformed("xml.MsgId: missing"))
-        );
-        let late = text.replace(
-            "<CreateTime>1719580000</CreateTime>",
-            "<CreateTime>soon</CreateTime>",
-        );
-        assert_eq!(
-            parse_body(P, late.into_bytes()),
-            Err(malformed("xml.CreateTime: expected a whole number"))
-        );
-        let location = String::from_utf8(fixture("wechat/location.xml")).expect("UTF-8");
-        let nowhere = location.replace("23.134521", "north");
-        assert_eq!(
-            parse_body(P, nowhere.into_bytes()),
-            Err(malformed("xml.Location_X: expected a number"))
-        );
-    }
-
     const AES_KEY: &str = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR";
     const APP_ID: &str = "wx5823bf96d3bd56c7";
 
@@ -1303,14 +1301,7 @@ mod wechat {
             WECHAT_NONCE,
             &encrypted_text(&body),
         ]);
-        let mut request = signed(P, body.into_bytes());
-        request
-            .query
-            .push(("encrypt_type".to_owned(), "aes".to_owned()));
-        request
-            .query
-            .push(("msg_signature".to_owned(), msg_signature));
-        request
+        safe_mode(signed(P, body.into_bytes()), msg_signature)
     }
 
     /// Safe mode's scheme, written out: 16 random bytes, the length, the XML and the AppID,
@@ -1451,15 +1442,6 @@ mod x {
 
     const P: Platform = Platform::X;
 
-    fn sender() -> Profile {
-        Profile {
-            user_id: X_CUSTOMER.to_owned(),
-            name: Some("Jordan Mills".to_owned()),
-            username: Some("jordanmills".to_owned()),
-            ..Profile::default()
-        }
-    }
-
     #[test]
     fn the_crc_check_answers_a_known_response_token() {
         let request = HookRequest {
@@ -1500,40 +1482,6 @@ mod x {
     }
 
     #[test]
-    fn a_direct_message_names_its_sender_from_the_users_map() {
-        let message = only_message(read(P, "x/message_create.json"));
-        assert_eq!(
-            message,
-            InboundMessage {
-                platform_message_id: "1803391528418205696".to_owned(),
-                from: sender(),
-                at_micros: 1_718_803_000_123_000,
-                text: "Hi! Has my refund been processed?".to_owned(),
-                media: vec![],
-                reply_token: None,
-                kind: "text".to_owned(),
-            }
-        );
-    }
-
-    #[test]
-    fn a_photo_is_its_https_url_and_its_link_leaves_the_text() {
-        let message = only_message(read(P, "x/message_media.json"));
-        assert_eq!(message.kind, "image");
-        assert_eq!(message.text, "Here's the receipt");
-        assert_eq!(
-            message.media,
-            vec![media(
-                "image",
-                MediaSource::Url(
-                    "https://ton.twitter.com/1.1/ton/data/dm/1803391999887766554/1803391980011223040/qP3sT9uV.jpg"
-                        .to_owned()
-                )
-            )]
-        );
-    }
-
-    #[test]
     fn a_video_is_its_best_mp4_variant() {
         let body = edited("x/message_media.json", |value| {
             let media = &mut value["direct_message_events"][0]["message_create"]["message_data"]["attachment"]
@@ -1562,73 +1510,6 @@ mod x {
                     )
                 )
             }]
-        );
-    }
-
-    #[test]
-    fn the_accounts_own_messages_are_left_out() {
-        assert_eq!(read(P, "x/own_message.json"), vec![]);
-    }
-
-    #[test]
-    fn a_body_for_another_subscribed_user_is_left_out() {
-        let body = edited("x/message_create.json", |value| {
-            value["for_user_id"] = "44196397".into();
-        });
-        assert_eq!(read_body(P, body), vec![]);
-    }
-
-    #[test]
-    fn other_activity_is_left_out() {
-        let body = br#"{"for_user_id":"1460389447283253248","direct_message_indicate_typing_events":[{"created_timestamp":"1718803300000","sender_id":"3001969357","target":{"recipient_id":"1460389447283253248"}}],"users":{}}"#;
-        assert_eq!(read_body(P, body.to_vec()), vec![]);
-        let body = br#"{"for_user_id":"1460389447283253248","favorite_events":[{"id":"a7ba59eab0bfcba386f7acedac279542","created_at":"Mon Mar 26 16:33:26 +0000 2018","timestamp_ms":1522082006140}]}"#;
-        assert_eq!(read_body(P, body.to_vec()), vec![]);
-    }
-
-    #[test]
-    fn a_wrong_missing_garbled_or_stale_signature_is_refused() {
-        assert_signatures_are_checked(P, "x/message_create.json", "x-twitter-webhooks-signature");
-    }
-
-    #[test]
-    fn malformed_bodies_name_the_field_at_fault() {
-        assert!(matches!(
-            parse_body(P, b"{\"for_user_id\":".to_vec()),
-            Err(HookError::Malformed(text)) if text.starts_with("body: not JSON")
-        ));
-        assert_eq!(
-            parse_body(P, b"{}".to_vec()),
-            Err(malformed("for_user_id: missing"))
-        );
-        let body = edited("x/message_create.json", |value| {
-            value["direct_message_events"][0]["created_timestamp"] = serde_json::json!([]);
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed(
-                "direct_message_events[0].created_timestamp: expected a whole number"
-            ))
-        );
-        let body = edited("x/message_create.json", |value| {
-            if let Some(create) =
-                value["direct_message_events"][0]["message_create"].as_object_mut()
-            {
-                create.remove("sender_id");
-            }
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed(
-                "direct_message_events[0].message_create.sender_id: missing"
-            ))
-        );
-        let body = edited("x/message_create.json", |value| {
-            value["users"][X_CUSTOMER]["name"] = 5.into();
-        });
-        assert_eq!(
-            parse_body(P, body),
-            Err(malformed("users.3001969357.name: expected a string"))
         );
     }
 }
@@ -1717,16 +1598,7 @@ mod fuzz {
         let body = fixture("wechat/safe_text.xml");
         shake(
             Platform::Wechat,
-            |body| {
-                let mut request = signed(Platform::Wechat, body);
-                request
-                    .query
-                    .push(("encrypt_type".to_owned(), "aes".to_owned()));
-                request
-                    .query
-                    .push(("msg_signature".to_owned(), "0".repeat(40)));
-                request
-            },
+            |body| safe_mode(signed(Platform::Wechat, body), "0".repeat(40)),
             &body,
         );
     }
@@ -1746,14 +1618,10 @@ mod fuzz {
                 let envelope = format!("{}{}{}", &body[..start], broken, &body[end..]);
                 let msg_signature =
                     sha1_sorted(&["parleytoken", WECHAT_TIMESTAMP, WECHAT_NONCE, &broken]);
-                let mut request = signed(Platform::Wechat, envelope.into_bytes());
-                request
-                    .query
-                    .push(("encrypt_type".to_owned(), "aes".to_owned()));
-                request
-                    .query
-                    .push(("msg_signature".to_owned(), msg_signature));
-                request
+                safe_mode(
+                    signed(Platform::Wechat, envelope.into_bytes()),
+                    msg_signature,
+                )
             };
             assert_no_secret(
                 Platform::Wechat,

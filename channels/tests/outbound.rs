@@ -4,10 +4,13 @@
 use parley_channels::http::Client;
 use parley_channels::standin::{Behaviour, StandIn};
 use parley_channels::{
-    MediaError, MediaRef, MediaSource, OutboundFile, OutboundMessage, Platform, SendOutcome,
+    MediaError, MediaSource, OutboundFile, OutboundMessage, Platform, SendOutcome,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::media;
 
 /// 2027-01-15T08:00:00Z.
 const NOW: i64 = 1_799_999_200_000_000;
@@ -69,15 +72,6 @@ fn refused(code: &str, text: &str) -> SendOutcome {
     }
 }
 
-fn media(kind: &str, source: MediaSource) -> MediaRef {
-    MediaRef {
-        kind: kind.to_owned(),
-        source,
-        name: None,
-        content_type: None,
-    }
-}
-
 /// The recipient each platform's test customer has.
 fn customer(platform: Platform) -> &'static str {
     match platform {
@@ -91,37 +85,6 @@ fn customer(platform: Platform) -> &'static str {
 
 // ---------------------------------------------------------------------------------------------
 // WhatsApp.
-
-#[tokio::test]
-async fn whatsapp_reply_is_sent_and_named_by_its_wamid() {
-    let standin = StandIn::start();
-    let outcome = send(
-        &standin,
-        Platform::Whatsapp,
-        &reply("15551234567", "Hello!", HOUR),
-    )
-    .await;
-    let sent = standin.sent();
-    assert_eq!(sent.len(), 1);
-    assert!(sent[0].accepted);
-    assert_eq!(sent[0].platform, Platform::Whatsapp);
-    assert_eq!(Some(sent_id(&outcome)), sent[0].message_id.as_deref());
-    assert!(sent_id(&outcome).starts_with("wamid."));
-    assert_eq!(
-        sent[0].body,
-        json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": "15551234567",
-            "type": "text",
-            "text": { "body": "Hello!" },
-        })
-    );
-    assert_eq!(
-        sent[0].authorization.as_deref(),
-        Some("Bearer standin-access_token")
-    );
-}
 
 #[tokio::test]
 async fn whatsapp_files_follow_the_text_each_as_a_message() {
@@ -147,95 +110,6 @@ async fn whatsapp_files_follow_the_text_each_as_a_message() {
     assert_eq!(
         sent[2].body["document"],
         json!({ "link": "https://files.example/i.pdf", "filename": "invoice.pdf" })
-    );
-}
-
-#[tokio::test]
-async fn whatsapp_refuses_past_24_hours_without_calling() {
-    let standin = StandIn::start();
-    let outcome = send(
-        &standin,
-        Platform::Whatsapp,
-        &reply("15551234567", "Late", DAY + MINUTE),
-    )
-    .await;
-    assert_eq!(
-        outcome,
-        refused(
-            "131047",
-            "Re-engagement message: more than 24 hours have passed since the customer last replied"
-        )
-    );
-    assert_eq!(standin.total_attempts(), 0);
-
-    let mut never_wrote = reply("15551234567", "Hi", 0);
-    never_wrote.last_inbound_micros = None;
-    let outcome = send(&standin, Platform::Whatsapp, &never_wrote).await;
-    assert!(matches!(outcome, SendOutcome::Refused { code, .. } if code == "131047"));
-    assert_eq!(standin.total_attempts(), 0);
-}
-
-#[tokio::test]
-async fn whatsapp_own_window_refusal_is_refused() {
-    let standin = StandIn::start();
-    standin.script("15551234567", vec![Behaviour::Refuse]);
-    let outcome = send(
-        &standin,
-        Platform::Whatsapp,
-        &reply("15551234567", "Hi", HOUR),
-    )
-    .await;
-    match outcome {
-        SendOutcome::Refused { code, text } => {
-            assert_eq!(code, "131047");
-            assert!(text.contains("Re-engagement message"), "{text}");
-        }
-        other => panic!("expected Refused, got {other:?}"),
-    }
-    assert_eq!(standin.attempts("15551234567"), 1);
-}
-
-#[tokio::test]
-async fn whatsapp_media_is_fetched_in_two_steps() {
-    let standin = StandIn::start();
-    standin.put_media(
-        "1037543291543636",
-        b"\x89PNG fake image".to_vec(),
-        "image/png",
-    );
-    let account = standin.account(Platform::Whatsapp);
-    let secrets = standin.secrets(Platform::Whatsapp);
-    let downloaded = parley_channels::download(
-        &Client::new(),
-        &account,
-        &secrets,
-        &media(
-            "image",
-            MediaSource::WhatsappMedia("1037543291543636".into()),
-        ),
-    )
-    .await
-    .expect("the media downloads");
-    assert_eq!(downloaded.bytes, b"\x89PNG fake image");
-    assert_eq!(downloaded.content_type.as_deref(), Some("image/png"));
-    let fetched = standin.fetched();
-    assert_eq!(fetched.len(), 1);
-    assert_eq!(fetched[0].path, "/files/1037543291543636");
-    assert_eq!(
-        fetched[0].authorization.as_deref(),
-        Some("Bearer standin-access_token")
-    );
-
-    let missing = parley_channels::download(
-        &Client::new(),
-        &account,
-        &secrets,
-        &media("image", MediaSource::WhatsappMedia("404404".into())),
-    )
-    .await;
-    assert!(
-        matches!(missing, Err(MediaError::Permanent(_))),
-        "{missing:?}"
     );
 }
 
@@ -372,36 +246,236 @@ async fn error_texts_hold_no_secret() {
     assert!(!text.contains("127.0.0.1"), "{text}");
 }
 
+/// 3 cases: a reply goes out as the platform's message, with the access token as a bearer
+/// token, and the outcome names it by the platform's id (WhatsApp's `wamid`, Messenger's `m_`,
+/// X's direct message event id; X takes files as links in the text).
+#[tokio::test]
+async fn a_reply_is_sent_and_named_by_the_platforms_id() {
+    let standin = StandIn::start();
+    let with_file = |mut message: OutboundMessage| {
+        message.files = vec![file("https://files.example/s.png", "s.png", "image/png")];
+        message
+    };
+    // The platform, the reply, the body it goes out as, and whether an id is the platform's.
+    type Case = (
+        Platform,
+        OutboundMessage,
+        serde_json::Value,
+        fn(&str) -> bool,
+    );
+    let cases: [Case; 3] = [
+        (
+            Platform::Whatsapp,
+            reply("15551234567", "Hello!", HOUR),
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "15551234567",
+                "type": "text",
+                "text": { "body": "Hello!" },
+            }),
+            |id| id.starts_with("wamid."),
+        ),
+        // Within a day of the customer's message, a standard response.
+        (
+            Platform::Messenger,
+            reply(customer(Platform::Messenger), "Hi there", HOUR),
+            json!({
+                "recipient": { "id": customer(Platform::Messenger) },
+                "messaging_type": "RESPONSE",
+                "message": { "text": "Hi there" },
+            }),
+            |id| id.starts_with("m_"),
+        ),
+        (
+            Platform::X,
+            with_file(reply(customer(Platform::X), "We're on it", 3 * DAY)),
+            json!({ "text": "We're on it\nhttps://files.example/s.png" }),
+            |id| id.bytes().all(|b| b.is_ascii_digit()),
+        ),
+    ];
+    for (platform, message, body, platforms_id) in cases {
+        standin.clear();
+        let outcome = send(&standin, platform, &message).await;
+        let sent = standin.sent();
+        assert_eq!(sent.len(), 1, "{platform:?}");
+        assert!(sent[0].accepted, "{platform:?}");
+        assert_eq!(sent[0].platform, platform);
+        assert_eq!(sent[0].recipient, message.to, "{platform:?}");
+        assert_eq!(Some(sent_id(&outcome)), sent[0].message_id.as_deref());
+        assert!(platforms_id(sent_id(&outcome)), "{platform:?}: {outcome:?}");
+        assert_eq!(sent[0].body, body, "{platform:?}");
+        assert_eq!(
+            sent[0].authorization.as_deref(),
+            Some("Bearer standin-access_token"),
+            "{platform:?}"
+        );
+    }
+}
+
+/// 5 cases: a reply past the platform's window (WhatsApp 24 hours, Messenger 7 days, WeChat
+/// 48 hours), to a customer who never wrote, or past WeChat's 5 replies, is refused before
+/// any call.
+#[tokio::test]
+async fn a_reply_past_the_platforms_limits_is_refused_without_calling() {
+    let standin = StandIn::start();
+    let whatsapp = refused(
+        "131047",
+        "Re-engagement message: more than 24 hours have passed since the customer last replied",
+    );
+    let wechat = refused(
+        "45015",
+        "WeChat accepts at most 5 replies within 48 hours of the customer's last message",
+    );
+    let openid = customer(Platform::Wechat);
+    let cases = [
+        (
+            Platform::Whatsapp,
+            reply("15551234567", "Late", DAY + MINUTE),
+            whatsapp.clone(),
+        ),
+        (
+            Platform::Whatsapp,
+            OutboundMessage {
+                last_inbound_micros: None,
+                ..reply("15551234567", "Hi", 0)
+            },
+            whatsapp,
+        ),
+        (
+            Platform::Messenger,
+            reply(customer(Platform::Messenger), "Hi", 8 * DAY),
+            refused(
+                "(#10)",
+                "Messenger accepts replies only within 7 days of the customer's last message \
+                 (HUMAN_AGENT tag)",
+            ),
+        ),
+        (
+            Platform::Wechat,
+            OutboundMessage {
+                replies_since_inbound: 5,
+                ..reply(openid, "Sixth", HOUR)
+            },
+            wechat.clone(),
+        ),
+        (
+            Platform::Wechat,
+            reply(openid, "Late", 48 * HOUR + MINUTE),
+            wechat,
+        ),
+    ];
+    for (platform, message, outcome) in cases {
+        assert_eq!(send(&standin, platform, &message).await, outcome);
+    }
+    assert_eq!(standin.total_attempts(), 0);
+    assert_eq!(standin.token_requests(), 0);
+}
+
+/// 4 cases: the platform's own refusal (its window error; X's when the person takes no direct
+/// messages) is refused, with the platform's code and text.
+#[tokio::test]
+async fn the_platforms_own_refusal_is_refused() {
+    let standin = StandIn::start();
+    for (platform, code, text) in [
+        (
+            Platform::Whatsapp,
+            "131047",
+            "(#131047) Re-engagement message: Message failed to send because more than 24 hours \
+             have passed since the customer last replied to this number.",
+        ),
+        (
+            Platform::Messenger,
+            "(#10)",
+            "(#10) This message is sent outside of allowed window.",
+        ),
+        (
+            Platform::Wechat,
+            "45015",
+            "response out of time limit or subscription is canceled",
+        ),
+        (
+            Platform::X,
+            "403",
+            "You are not permitted to send Direct Messages to this user.",
+        ),
+    ] {
+        let to = customer(platform);
+        standin.script(to, vec![Behaviour::Refuse]);
+        let outcome = send(&standin, platform, &reply(to, "Hi", HOUR)).await;
+        assert_eq!(outcome, refused(code, text));
+        assert_eq!(standin.attempts(to), 1, "{platform:?}");
+    }
+}
+
+/// 4 cases: a file that came with a message is downloaded (WhatsApp's in two steps: its URL,
+/// then the file; X's at a plain URL with the bearer token), and one the platform does not have
+/// is refused for good.
+#[tokio::test]
+async fn a_file_is_downloaded_and_a_missing_one_is_permanent() {
+    let standin = StandIn::start();
+    let url = |name: &str| MediaSource::Url(format!("{}/files/{name}", standin.base_url()));
+    let bearer = Some("Bearer standin-access_token".to_owned());
+    let cases = [
+        (
+            Platform::Whatsapp,
+            ("1037543291543636", &b"\x89PNG fake image"[..], "image/png"),
+            MediaSource::WhatsappMedia("1037543291543636".into()),
+            MediaSource::WhatsappMedia("404404".into()),
+            ("/files/1037543291543636", bearer.clone()),
+        ),
+        (
+            Platform::Line,
+            ("325708", b"video bytes", "video/mp4"),
+            MediaSource::LineContent("325708".into()),
+            MediaSource::LineContent("1".into()),
+            ("/v2/bot/message/325708/content", bearer.clone()),
+        ),
+        // WeChat's token goes in the query.
+        (
+            Platform::Wechat,
+            ("MEDIA_ID_1", b"voice bytes", "audio/amr"),
+            MediaSource::WechatMedia("MEDIA_ID_1".into()),
+            MediaSource::WechatMedia("nope".into()),
+            ("/cgi-bin/media/get?media_id=MEDIA_ID_1", None),
+        ),
+        (
+            Platform::X,
+            ("dm-photo.jpg", b"jpeg", "image/jpeg"),
+            url("dm-photo.jpg"),
+            url("gone.jpg"),
+            ("/files/dm-photo.jpg", bearer),
+        ),
+    ];
+    for (platform, (id, bytes, content_type), source, missing, (path, authorization)) in cases {
+        standin.clear();
+        standin.put_media(id, bytes.to_vec(), content_type);
+        let account = standin.account(platform);
+        let secrets = standin.secrets(platform);
+        let client = Client::new();
+        let downloaded =
+            parley_channels::download(&client, &account, &secrets, &media("file", source))
+                .await
+                .expect("the file downloads");
+        assert_eq!(downloaded.bytes, bytes, "{platform:?}");
+        assert_eq!(downloaded.content_type.as_deref(), Some(content_type));
+        let fetched = standin.fetched();
+        assert_eq!(fetched.len(), 1, "{platform:?}");
+        assert_eq!(fetched[0].path, path);
+        assert_eq!(fetched[0].authorization, authorization, "{platform:?}");
+        let missing =
+            parley_channels::download(&client, &account, &secrets, &media("file", missing)).await;
+        assert!(
+            matches!(missing, Err(MediaError::Permanent(_))),
+            "{platform:?}: {missing:?}"
+        );
+    }
+    // WeChat's two downloads through one client took one token.
+    assert_eq!(standin.token_requests(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messenger.
-
-#[tokio::test]
-async fn messenger_reply_within_a_day_is_a_response() {
-    let standin = StandIn::start();
-    let psid = customer(Platform::Messenger);
-    let outcome = send(
-        &standin,
-        Platform::Messenger,
-        &reply(psid, "Hi there", HOUR),
-    )
-    .await;
-    let sent = standin.sent();
-    assert_eq!(Some(sent_id(&outcome)), sent[0].message_id.as_deref());
-    assert!(sent_id(&outcome).starts_with("m_"));
-    assert_eq!(sent[0].platform, Platform::Messenger);
-    assert_eq!(
-        sent[0].body,
-        json!({
-            "recipient": { "id": psid },
-            "messaging_type": "RESPONSE",
-            "message": { "text": "Hi there" },
-        })
-    );
-    assert_eq!(
-        sent[0].authorization.as_deref(),
-        Some("Bearer standin-access_token")
-    );
-}
 
 #[tokio::test]
 async fn messenger_reply_within_a_week_is_tagged_human_agent() {
@@ -430,37 +504,6 @@ async fn messenger_reply_within_a_week_is_tagged_human_agent() {
                 "payload": { "url": "https://files.example/a.mp4", "is_reusable": false },
             }
         })
-    );
-}
-
-#[tokio::test]
-async fn messenger_refuses_past_a_week_without_calling() {
-    let standin = StandIn::start();
-    let psid = customer(Platform::Messenger);
-    let outcome = send(&standin, Platform::Messenger, &reply(psid, "Hi", 8 * DAY)).await;
-    assert_eq!(
-        outcome,
-        refused(
-            "(#10)",
-            "Messenger accepts replies only within 7 days of the customer's last message \
-             (HUMAN_AGENT tag)"
-        )
-    );
-    assert_eq!(standin.total_attempts(), 0);
-}
-
-#[tokio::test]
-async fn messenger_own_window_refusal_is_refused() {
-    let standin = StandIn::start();
-    let psid = customer(Platform::Messenger);
-    standin.script(psid, vec![Behaviour::Refuse]);
-    let outcome = send(&standin, Platform::Messenger, &reply(psid, "Hi", HOUR)).await;
-    assert_eq!(
-        outcome,
-        refused(
-            "(#10)",
-            "(#10) This message is sent outside of allowed window."
-        )
     );
 }
 
@@ -550,35 +593,6 @@ async fn line_push_refusal_is_refused_and_a_retry_key_is_honoured() {
     assert!(sent[1].accepted && !sent[2].accepted);
 }
 
-#[tokio::test]
-async fn line_content_is_downloaded() {
-    let standin = StandIn::start();
-    standin.put_media("325708", b"video bytes".to_vec(), "video/mp4");
-    let account = standin.account(Platform::Line);
-    let secrets = standin.secrets(Platform::Line);
-    let downloaded = parley_channels::download(
-        &Client::new(),
-        &account,
-        &secrets,
-        &media("video", MediaSource::LineContent("325708".into())),
-    )
-    .await
-    .expect("the content downloads");
-    assert_eq!(downloaded.bytes, b"video bytes");
-    assert_eq!(downloaded.content_type.as_deref(), Some("video/mp4"));
-    let missing = parley_channels::download(
-        &Client::new(),
-        &account,
-        &secrets,
-        &media("video", MediaSource::LineContent("1".into())),
-    )
-    .await;
-    assert!(
-        matches!(missing, Err(MediaError::Permanent(_))),
-        "{missing:?}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // WeChat.
 
@@ -637,135 +651,4 @@ async fn wechat_token_is_fetched_again_when_it_expired() {
     assert!(sent[0].accepted && !sent[1].accepted && sent[2].accepted);
     assert_eq!(sent[0].authorization, sent[1].authorization);
     assert_ne!(sent[1].authorization, sent[2].authorization);
-}
-
-#[tokio::test]
-async fn wechat_refuses_past_its_limits_without_calling() {
-    let standin = StandIn::start();
-    let openid = customer(Platform::Wechat);
-    let limit = refused(
-        "45015",
-        "WeChat accepts at most 5 replies within 48 hours of the customer's last message",
-    );
-    let mut message = reply(openid, "Sixth", HOUR);
-    message.replies_since_inbound = 5;
-    assert_eq!(send(&standin, Platform::Wechat, &message).await, limit);
-    let late = reply(openid, "Late", 48 * HOUR + MINUTE);
-    assert_eq!(send(&standin, Platform::Wechat, &late).await, limit);
-    assert_eq!(standin.total_attempts(), 0);
-    assert_eq!(standin.token_requests(), 0);
-}
-
-#[tokio::test]
-async fn wechat_own_refusal_is_refused() {
-    let standin = StandIn::start();
-    let openid = customer(Platform::Wechat);
-    standin.script(openid, vec![Behaviour::Refuse]);
-    let outcome = send(&standin, Platform::Wechat, &reply(openid, "Hi", HOUR)).await;
-    assert_eq!(
-        outcome,
-        refused(
-            "45015",
-            "response out of time limit or subscription is canceled"
-        )
-    );
-}
-
-#[tokio::test]
-async fn wechat_media_is_downloaded() {
-    let standin = StandIn::start();
-    standin.put_media("MEDIA_ID_1", b"voice bytes".to_vec(), "audio/amr");
-    let account = standin.account(Platform::Wechat);
-    let secrets = standin.secrets(Platform::Wechat);
-    let client = Client::new();
-    let downloaded = parley_channels::download(
-        &client,
-        &account,
-        &secrets,
-        &media("audio", MediaSource::WechatMedia("MEDIA_ID_1".into())),
-    )
-    .await
-    .expect("the media downloads");
-    assert_eq!(downloaded.bytes, b"voice bytes");
-    assert_eq!(downloaded.content_type.as_deref(), Some("audio/amr"));
-    let missing = parley_channels::download(
-        &client,
-        &account,
-        &secrets,
-        &media("audio", MediaSource::WechatMedia("nope".into())),
-    )
-    .await;
-    assert!(
-        matches!(missing, Err(MediaError::Permanent(_))),
-        "{missing:?}"
-    );
-    assert_eq!(standin.token_requests(), 1);
-}
-
-// ---------------------------------------------------------------------------------------------
-// X.
-
-#[tokio::test]
-async fn x_reply_is_a_direct_message() {
-    let standin = StandIn::start();
-    let user = customer(Platform::X);
-    let mut message = reply(user, "We're on it", 3 * DAY);
-    message.files = vec![file("https://files.example/s.png", "s.png", "image/png")];
-    let outcome = send(&standin, Platform::X, &message).await;
-    let sent = standin.sent();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].recipient, user);
-    assert_eq!(Some(sent_id(&outcome)), sent[0].message_id.as_deref());
-    assert_eq!(
-        sent[0].body,
-        json!({ "text": "We're on it\nhttps://files.example/s.png" })
-    );
-    assert_eq!(
-        sent[0].authorization.as_deref(),
-        Some("Bearer standin-access_token")
-    );
-}
-
-#[tokio::test]
-async fn x_refusal_says_why() {
-    let standin = StandIn::start();
-    let user = customer(Platform::X);
-    standin.script(user, vec![Behaviour::Refuse]);
-    let outcome = send(&standin, Platform::X, &reply(user, "Hi", HOUR)).await;
-    assert_eq!(
-        outcome,
-        refused(
-            "403",
-            "You are not permitted to send Direct Messages to this user."
-        )
-    );
-}
-
-#[tokio::test]
-async fn x_media_url_is_fetched_with_the_bearer_token() {
-    let standin = StandIn::start();
-    standin.put_media("dm-photo.jpg", b"jpeg".to_vec(), "image/jpeg");
-    let account = standin.account(Platform::X);
-    let secrets = standin.secrets(Platform::X);
-    let source = media(
-        "image",
-        MediaSource::Url(format!("{}/files/dm-photo.jpg", standin.base_url())),
-    );
-    let downloaded = parley_channels::download(&Client::new(), &account, &secrets, &source)
-        .await
-        .expect("the photo downloads");
-    assert_eq!(downloaded.bytes, b"jpeg");
-    assert_eq!(
-        standin.fetched()[0].authorization.as_deref(),
-        Some("Bearer standin-access_token")
-    );
-    let gone = media(
-        "image",
-        MediaSource::Url(format!("{}/files/gone.jpg", standin.base_url())),
-    );
-    let outcome = parley_channels::download(&Client::new(), &account, &secrets, &gone).await;
-    assert!(
-        matches!(outcome, Err(MediaError::Permanent(_))),
-        "{outcome:?}"
-    );
 }

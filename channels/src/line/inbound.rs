@@ -1,6 +1,6 @@
 //! Reading LINE Messaging API webhooks.
 
-use crate::verify::{Encoding, Json, TimeUnit, check_body_hmac, parse_json};
+use crate::verify::{Encoding, Json, TimeUnit, check_body_hmac, location_text, parse_json};
 use crate::{
     Account, HookError, HookRequest, InboundMessage, Incoming, MediaRef, MediaSource, Profile,
     Secrets,
@@ -101,19 +101,7 @@ fn read_message(
             message.at("stickerId").id()?;
             text = "[sticker]".to_owned();
         }
-        "location" => {
-            let latitude = message.at("latitude").f64()?;
-            let longitude = message.at("longitude").f64()?;
-            let mut parts = Vec::new();
-            for key in ["title", "address"] {
-                if let Some(part) = message.at(key).opt_str()?.filter(|part| !part.is_empty()) {
-                    parts.push(part.to_owned());
-                }
-            }
-            parts.push(latitude.to_string());
-            parts.push(longitude.to_string());
-            text = format!("📍 {}", parts.join(", "));
-        }
+        "location" => text = location_text(message, ["title", "address"])?,
         other => text = format!("[unsupported message type: {other}]"),
     }
     Ok(InboundMessage {

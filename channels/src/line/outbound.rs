@@ -6,10 +6,7 @@
 //! LINE has no reply window: a push reaches anyone who has the account as a friend.
 
 use crate::http::{self, Answer, Client};
-use crate::{
-    Account, Downloaded, MediaError, MediaRef, MediaSource, OutboundMessage, Platform, Secrets,
-    SendOutcome,
-};
+use crate::{Account, Downloaded, MediaError, OutboundMessage, Platform, Secrets, SendOutcome};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -192,30 +189,17 @@ fn id_text(id: &Value) -> String {
     }
 }
 
-/// Fetches a file that came with a message: `GET /v2/bot/message/{id}/content` with the
-/// bearer token. LINE serves files from its data host (`api-data.line.me`): an account on the
-/// default API host fetches from there; any other `api_base` (a stand-in, a proxy) stands for
-/// both hosts. A plain URL is fetched as it is.
+/// Fetches a file that came with a message, by the message's id:
+/// `GET /v2/bot/message/{id}/content` with the bearer token. LINE serves files from its data
+/// host (`api-data.line.me`): an account on the default API host fetches from there; any other
+/// `api_base` (a stand-in, a proxy) stands for both hosts.
 pub async fn download(
     client: &Client,
     account: &Account,
     secrets: &Secrets,
-    media: &MediaRef,
+    message_id: &str,
 ) -> Result<Downloaded, MediaError> {
-    let message_id = match &media.source {
-        MediaSource::LineContent(id) => id,
-        MediaSource::Url(_) => return http::download_url(client, secrets, media).await,
-        _ => {
-            return Err(MediaError::Permanent(
-                "the file is not a LINE message's content".to_owned(),
-            ));
-        }
-    };
-    let Some(token) = secrets.get("access_token") else {
-        return Err(MediaError::Permanent(
-            crate::HookError::NotConfigured("access_token").to_string(),
-        ));
-    };
+    let token = http::download_token(secrets)?;
     let base = if account.api_base.trim_end_matches('/') == API_HOST {
         DATA_HOST
     } else {

@@ -7,7 +7,7 @@
 //! own refusal (`(#10)`) ends the same. Files that came with a customer's message are plain
 //! URLs ([`crate::http::download_url`]).
 
-use crate::http::{self, Answer, Client};
+use crate::http::{self, Client};
 use crate::{OutboundFile, OutboundMessage, Platform, Secrets, SendOutcome};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -20,6 +20,16 @@ pub const HUMAN_AGENT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Graph error codes worth retrying: API unknown and service (1, 2), app, user, page and
 /// custom rate limits (4, 17, 32, 341, 613), and a temporary send failure (1200).
 const TRANSIENT_CODES: &[i64] = &[1, 2, 4, 17, 32, 341, 613, 1200];
+
+/// Replies go to `POST /{page_id}/messages`; the answer names the message at `message_id`,
+/// and an error's code is written as Messenger writes it (`(#10)`, `(#551)`, `(#190)`).
+const GRAPH: http::GraphSend = http::GraphSend {
+    platform: Platform::Messenger,
+    sender_id: "page_id",
+    message_id: "/message_id",
+    transient_codes: TRANSIENT_CODES,
+    code_text: |code| format!("(#{code})"),
+};
 
 /// Sends a reply: its text first, then each file as an attachment message (image, video,
 /// audio or file, by the file's type, linked by its URL). The outcome names the first message.
@@ -42,19 +52,8 @@ pub async fn send(
                 .to_owned(),
         };
     };
-    let Some(token) = secrets.get("access_token") else {
-        return http::not_configured("access_token");
-    };
-    let url = format!(
-        "{}/{}/messages",
-        account.api_base,
-        http::segment(account.id("page_id"))
-    );
-    let parts = bodies(message, human_agent);
-    http::send_in_parts(Platform::Messenger, parts, |body| {
-        post(client, &url, token, body, message)
-    })
-    .await
+    let bodies = bodies(message, human_agent);
+    http::graph_send(client, account, secrets, message, GRAPH, bodies).await
 }
 
 /// The messages a reply is sent as, in order.
@@ -100,37 +99,4 @@ fn attachment_type(file: &OutboundFile) -> &'static str {
     } else {
         "file"
     }
-}
-
-async fn post(
-    client: &Client,
-    url: &str,
-    token: &str,
-    body: Value,
-    message: &OutboundMessage,
-) -> SendOutcome {
-    let request = client.http.post(url).bearer_auth(token).json(&body);
-    let answer = match http::call(request).await {
-        Ok(answer) => answer,
-        Err(outcome) => return outcome,
-    };
-    if !answer.status.is_success() {
-        return failure(&answer, message.now_micros);
-    }
-    let id = answer
-        .json()
-        .and_then(|body| body.get("message_id")?.as_str().map(str::to_owned));
-    SendOutcome::Sent {
-        platform_message_id: id.unwrap_or_else(|| {
-            http::fallback_id(Platform::Messenger, &message.to, message.now_micros)
-        }),
-    }
-}
-
-/// A refusal or failure in the Graph error shape, its code as Messenger writes it (`(#10)`,
-/// `(#551)`, `(#190)`).
-fn failure(answer: &Answer, now_micros: i64) -> SendOutcome {
-    http::graph_failure(answer, now_micros, TRANSIENT_CODES, |code| {
-        format!("(#{code})")
-    })
 }

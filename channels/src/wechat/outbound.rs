@@ -11,9 +11,7 @@
 //! is uploaded to it (`/cgi-bin/media/upload`), which Parley does not do.
 
 use crate::http::{self, Answer, Client};
-use crate::{
-    Account, Downloaded, MediaError, MediaRef, MediaSource, OutboundMessage, Secrets, SendOutcome,
-};
+use crate::{Account, Downloaded, MediaError, OutboundMessage, Platform, Secrets, SendOutcome};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -179,8 +177,9 @@ pub async fn send(
                 other => other.to_string(),
             });
             return SendOutcome::Sent {
-                platform_message_id: id
-                    .unwrap_or_else(|| format!("wechat:{}:{}", message.to, message.now_micros)),
+                platform_message_id: id.unwrap_or_else(|| {
+                    http::fallback_id(Platform::Wechat, &message.to, message.now_micros)
+                }),
             };
         }
         if TOKEN_ERRCODES.contains(&errcode) && !refreshed {
@@ -222,42 +221,21 @@ fn failure(answer: &Answer, retry_after: Option<Duration>) -> SendOutcome {
         .and_then(Value::as_str)
         .map(http::clip)
         .unwrap_or_else(|| http::body_text(answer));
-    let code = errcode.to_string();
-    if TRANSIENT_ERRCODES.contains(&errcode)
+    let transient = TRANSIENT_ERRCODES.contains(&errcode)
         || TOKEN_ERRCODES.contains(&errcode)
-        || http::is_transient_status(answer.status)
-    {
-        SendOutcome::Transient {
-            code,
-            text,
-            retry_after,
-        }
-    } else {
-        SendOutcome::Refused { code, text }
-    }
+        || http::is_transient_status(answer.status);
+    http::failed(transient, errcode.to_string(), text, retry_after)
 }
 
-/// Fetches a file that came with a message: `GET /cgi-bin/media/get` with the access token.
-/// WeChat answers the file, or JSON: an `errcode` (the token is fetched again once when it is
-/// the token's fault), or, for a video, its `video_url`, which is then fetched. A plain URL
-/// (`PicUrl`) is fetched as it is, without the account's secrets.
+/// Fetches a file that came with a message by its media id: `GET /cgi-bin/media/get` with the
+/// access token. WeChat answers the file, or JSON: an `errcode` (the token is fetched again once
+/// when it is the token's fault), or, for a video, its `video_url`, which is then fetched.
 pub async fn download(
     client: &Client,
     account: &Account,
     secrets: &Secrets,
-    media: &MediaRef,
+    media_id: &str,
 ) -> Result<Downloaded, MediaError> {
-    let media_id = match &media.source {
-        MediaSource::WechatMedia(id) => id,
-        MediaSource::Url(_) => {
-            return http::download_url(client, &Secrets::default(), media).await;
-        }
-        _ => {
-            return Err(MediaError::Permanent(
-                "the file is not a WeChat media id".to_owned(),
-            ));
-        }
-    };
     let url = format!("{}/cgi-bin/media/get", account.api_base);
     let mut refreshed = false;
     loop {

@@ -1,6 +1,8 @@
 //! Reading WhatsApp Cloud API webhooks, and Meta's verification, which Messenger shares.
 
-use crate::verify::{Encoding, Json, TimeUnit, check_body_hmac, malformed, parse_json, secret_eq};
+use crate::verify::{
+    Encoding, Json, TimeUnit, check_body_hmac, location_text, malformed, parse_json, secret_eq,
+};
 use crate::{
     Account, Challenge, HookError, HookRequest, InboundMessage, Incoming, MediaRef, MediaSource,
     Profile, Receipt, ReceiptStatus, Secrets,
@@ -154,7 +156,7 @@ fn read_message(message: &Json, contacts: &[Contact]) -> Result<InboundMessage, 
             });
             part.at("caption").opt_str()?.unwrap_or_default().to_owned()
         }
-        "location" => location_text(&message.at("location").object()?)?,
+        "location" => location_text(&message.at("location").object()?, ["name", "address"])?,
         "contacts" => contacts_text(&message.at("contacts").required_items()?)?,
         "interactive" => interactive_text(&message.at("interactive").object()?)?,
         "button" => message.at("button").object()?.at("text").str()?.to_owned(),
@@ -169,21 +171,6 @@ fn read_message(message: &Json, contacts: &[Contact]) -> Result<InboundMessage, 
         reply_token: None,
         kind: kind.to_owned(),
     })
-}
-
-/// `📍 name, address, latitude, longitude`, leaving out what is not there.
-fn location_text(location: &Json) -> Result<String, HookError> {
-    let latitude = location.at("latitude").f64()?;
-    let longitude = location.at("longitude").f64()?;
-    let mut parts = Vec::new();
-    for key in ["name", "address"] {
-        if let Some(part) = location.at(key).opt_str()?.filter(|part| !part.is_empty()) {
-            parts.push(part.to_owned());
-        }
-    }
-    parts.push(latitude.to_string());
-    parts.push(longitude.to_string());
-    Ok(format!("📍 {}", parts.join(", ")))
 }
 
 /// One line per contact card: `👤 name: phone, phone`.

@@ -6,10 +6,9 @@
 //! "customer service window"); later ones need a template, which Parley does not send. The
 //! window is checked here before calling, and WhatsApp's own refusal (`131047`) ends the same.
 
-use crate::http::{self, Answer, Client, GraphError};
+use crate::http::{self, Client, GraphError};
 use crate::{
-    Account, Downloaded, MediaError, MediaRef, MediaSource, OutboundFile, OutboundMessage,
-    Platform, Secrets, SendOutcome,
+    Account, Downloaded, MediaError, OutboundFile, OutboundMessage, Platform, Secrets, SendOutcome,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -21,6 +20,16 @@ pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// limits (4, 80007), WhatsApp's throughput and pair rate limits (130429, 131056), and its
 /// temporary failures (131000 something went wrong, 131016 service unavailable).
 const TRANSIENT_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131000, 131016, 131056];
+
+/// Replies go to `POST /{phone_number_id}/messages`; the answer names the message at
+/// `messages[0].id`, and an error's code is written as WhatsApp writes it (`131047`).
+const GRAPH: http::GraphSend = http::GraphSend {
+    platform: Platform::Whatsapp,
+    sender_id: "phone_number_id",
+    message_id: "/messages/0/id",
+    transient_codes: TRANSIENT_CODES,
+    code_text: |code| code.to_string(),
+};
 
 /// Sends a reply: its text first, then each file as a message of its own (image, video, audio
 /// or document, by the file's type, linked by its URL). The outcome names the first message.
@@ -38,19 +47,7 @@ pub async fn send(
                 .to_owned(),
         };
     }
-    let Some(token) = secrets.get("access_token") else {
-        return http::not_configured("access_token");
-    };
-    let url = format!(
-        "{}/{}/messages",
-        account.api_base,
-        http::segment(account.id("phone_number_id"))
-    );
-    let parts = bodies(message);
-    http::send_in_parts(Platform::Whatsapp, parts, |body| {
-        post(client, &url, token, body, message)
-    })
-    .await
+    http::graph_send(client, account, secrets, message, GRAPH, bodies(message)).await
 }
 
 /// The messages a reply is sent as, in order.
@@ -95,58 +92,15 @@ fn media_kind(file: &OutboundFile) -> &'static str {
     }
 }
 
-async fn post(
-    client: &Client,
-    url: &str,
-    token: &str,
-    body: Value,
-    message: &OutboundMessage,
-) -> SendOutcome {
-    let request = client.http.post(url).bearer_auth(token).json(&body);
-    let answer = match http::call(request).await {
-        Ok(answer) => answer,
-        Err(outcome) => return outcome,
-    };
-    if !answer.status.is_success() {
-        return failure(&answer, message.now_micros);
-    }
-    let id = answer
-        .json()
-        .and_then(|body| body.pointer("/messages/0/id")?.as_str().map(str::to_owned));
-    SendOutcome::Sent {
-        platform_message_id: id.unwrap_or_else(|| {
-            http::fallback_id(Platform::Whatsapp, &message.to, message.now_micros)
-        }),
-    }
-}
-
-/// A refusal or failure in the Graph error shape, its code as WhatsApp writes it (`131047`).
-fn failure(answer: &Answer, now_micros: i64) -> SendOutcome {
-    http::graph_failure(answer, now_micros, TRANSIENT_CODES, |code| code.to_string())
-}
-
-/// Fetches a file that came with a message: `GET /{media-id}` answers its URL and type, and
-/// the URL is fetched with the same bearer token. A plain URL is fetched as it is.
+/// Fetches a file that came with a message by its media id: `GET /{media-id}` answers its URL
+/// and type, and the URL is fetched with the same bearer token.
 pub async fn download(
     client: &Client,
     account: &Account,
     secrets: &Secrets,
-    media: &MediaRef,
+    media_id: &str,
 ) -> Result<Downloaded, MediaError> {
-    let media_id = match &media.source {
-        MediaSource::WhatsappMedia(id) => id,
-        MediaSource::Url(_) => return http::download_url(client, secrets, media).await,
-        _ => {
-            return Err(MediaError::Permanent(
-                "the file is not a WhatsApp media id".to_owned(),
-            ));
-        }
-    };
-    let Some(token) = secrets.get("access_token") else {
-        return Err(MediaError::Permanent(
-            crate::HookError::NotConfigured("access_token").to_string(),
-        ));
-    };
+    let token = http::download_token(secrets)?;
     let url = format!("{}/{}", account.api_base, http::segment(media_id));
     let answer = http::call(client.http.get(url).bearer_auth(token))
         .await

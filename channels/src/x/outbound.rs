@@ -36,22 +36,14 @@ pub async fn send(
         .post(url)
         .bearer_auth(token)
         .json(&json!({ "text": text }));
-    let answer = match http::call(request).await {
-        Ok(answer) => answer,
-        Err(outcome) => return outcome,
-    };
-    if !answer.status.is_success() {
-        return failure(&answer, message.now_micros);
-    }
-    let id = answer.json().and_then(|body| {
-        body.pointer("/data/dm_event_id")?
-            .as_str()
-            .map(str::to_owned)
-    });
-    SendOutcome::Sent {
-        platform_message_id: id
-            .unwrap_or_else(|| http::fallback_id(Platform::X, &message.to, message.now_micros)),
-    }
+    http::send_one(
+        request,
+        Platform::X,
+        message,
+        "/data/dm_event_id",
+        |answer| failure(answer, message.now_micros),
+    )
+    .await
 }
 
 /// The text of a reply and its files' links, one a line.
