@@ -62,6 +62,9 @@ impl Application {
                     directory: channels.clone(),
                     files: files.clone(),
                     client: platforms.clone(),
+                    downloads: Arc::new(tokio::sync::Semaphore::new(
+                        parley_app::inbound::DOWNLOADS_AT_ONCE,
+                    )),
                 }),
                 Arc::new(Dispatcher {
                     service: service.clone(),

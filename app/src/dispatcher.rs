@@ -165,9 +165,12 @@ impl Reaction for Dispatcher {
                 to: requested.channel_info.customer_handle.clone(),
                 text: requested.body.clone(),
                 files: files.clone(),
+                // A reply token is good for one use: only the first send may spend it; a send
+                // again goes by push, whose retry key LINE drops a repeat of.
                 reply_token: ticket
                     .reply_token
                     .as_ref()
+                    .filter(|_| attempts == 0)
                     .map(|(token, at)| (token.clone(), at.0)),
                 last_inbound_micros: ticket.last_customer_message_at.map(|at| at.0),
                 // The ticket counts this reply too.
@@ -230,17 +233,32 @@ impl Reaction for Dispatcher {
                 }
             }
         };
-        match self
-            .service
-            .execute::<Ticket>(&stream, command, &metadata)
-            .await
-        {
-            // Reported meanwhile by someone else: theirs stands.
-            Ok(_) | Err(ServiceError::Domain(DomainError::ReplyNotPending(_))) => Ok(()),
-            Err(error) => Err(error.into()),
+        // The send happened: only its record is tried again (a failure here must not send the
+        // reply a second time), until it is in the log or can never be.
+        let mut pause = RECORD_RETRY_FIRST;
+        loop {
+            match self
+                .service
+                .execute::<Ticket>(&stream, command.clone(), &metadata)
+                .await
+            {
+                // Reported meanwhile by someone else: theirs stands.
+                Ok(_) | Err(ServiceError::Domain(DomainError::ReplyNotPending(_))) => return Ok(()),
+                Err(error) => match ReactionError::from(error) {
+                    ReactionError::Retry(reason) => {
+                        tracing::warn!(%reply_id, %reason, retry_in = ?pause, "a sent reply's outcome is not recorded yet");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(crate::reactions::RETRY_MAX);
+                    }
+                    skip => return Err(skip),
+                },
+            }
         }
     }
 }
+
+/// The first pause before a sent reply's outcome is appended again after the log failed.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 
 /// At most `max` characters of `text`, without control characters (a platform's text is not
 /// trusted to be clean).

@@ -7,14 +7,17 @@
 //! 2. the files that came with it fetched from the platform into the file store (tried
 //!    [`MEDIA_ATTEMPTS`] times; a file that cannot be fetched stays on the message as an
 //!    attachment saying why, so the message is never lost);
-//! 3. the contact's current ticket continued when it is New, Open or Pending (a Pending one
-//!    reopens), else a new social ticket opened from this message (tagged with the channel and
-//!    `messaging_support`, its channel info naming the account) and the contact pointed at it.
+//! 3. where it goes, decided once and recorded on the contact (`SocialMessageRouted`) before
+//!    any ticket is written to: the contact's current ticket when it is New, Open or Pending (a
+//!    Pending one reopens), else a new social ticket opened from this message (tagged with the
+//!    channel and `messaging_support`, its channel info naming the account), which becomes the
+//!    contact's current one;
+//! 4. the message recorded on that ticket.
 //!
 //! Every id it mints, and every event id it appends, is derived from the message's event
-//! (ADR 12): handled again after a crash, it appends nothing new. The branch it takes is the
-//! one its first attempt took: a ticket the first attempt wrote to is continued even if an
-//! agent solved it since.
+//! (ADR 12): handled again after a crash, it appends nothing new, and it reads back where the
+//! first attempt sent the message instead of deciding again on a state an agent may have
+//! changed since.
 
 use crate::channels::{Connected, Directory};
 use crate::files::FileStore;
@@ -26,8 +29,8 @@ use parley_domain::conversation::Attachment;
 use parley_domain::customer::{ChannelIdentity, Customer, CustomerCommand};
 use parley_domain::ids::{CustomerId, TicketId};
 use parley_domain::ticket::{
-    ChannelInfo, CreateTicket, Priority, Ticket, TicketCommand, TicketSource, title_from_message,
-    TicketStatus, TicketType,
+    ChannelInfo, CreateTicket, Priority, Ticket, TicketCommand, TicketSource, TicketStatus,
+    TicketType, title_from_message,
 };
 use parley_domain::{Actor, DomainError, Timestamp};
 use parley_eventlog::{Metadata, StreamId};
@@ -46,7 +49,12 @@ pub struct Inbound {
     pub directory: Arc<Directory>,
     pub files: Arc<FileStore>,
     pub client: parley_channels::http::Client,
+    /// Files fetched at once (each is held in memory until stored, up to the download limit).
+    pub downloads: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many files the inbound reaction fetches at once.
+pub const DOWNLOADS_AT_ONCE: usize = 4;
 
 #[async_trait::async_trait]
 impl Reaction for Inbound {
@@ -77,40 +85,40 @@ impl Reaction for Inbound {
         let customer = self.customer(&connected, message, &metadata).await?;
         let attachments = self.fetch_media(&connected, message).await;
         let contact_stream = CommandService::stream::<Contact>(contact_id)?;
-        let (contact, _, _) = self.service.load::<Contact>(&contact_stream).await?;
+        // Empty text without files (a kind the platform sent nothing readable for) still says
+        // that something came.
+        let body = if message.text.trim().is_empty() && attachments.is_empty() {
+            format!("[{}]", message.kind)
+        } else {
+            message.text.clone()
+        };
         let received = TicketCommand::ReceiveCustomerMessage {
             message_id: crate::ids::new_id("message"),
-            body: message.text.clone(),
+            body,
             attachments: attachments.clone(),
             reply_token: message.reply_token.clone(),
             at: message.sent_at,
         };
-        // The ticket this message continues: the contact's current one, if it still takes
-        // messages or this very message was recorded on it before.
-        if let Some((ticket_id, opened_by)) = &contact.ticket
-            && *opened_by != message.platform_message_id
-        {
+        let (mut ticket_id, mut opens) = self.route(&contact_stream, message, &metadata).await?;
+        if !opens {
             let stream = CommandService::stream::<Ticket>(ticket_id)?;
-            let (ticket, _, _) = self.service.load::<Ticket>(&stream).await?;
-            let open = ticket.id.is_some()
-                && matches!(
-                    ticket.status,
-                    TicketStatus::New | TicketStatus::Open | TicketStatus::Pending
-                );
-            if open || self.service.acted_before(&stream).await? {
-                match self
-                    .service
-                    .execute::<Ticket>(&stream, received.clone(), &metadata)
-                    .await
-                {
-                    Ok(_) => return Ok(()),
-                    // Closed meanwhile: a new ticket takes the message.
-                    Err(ServiceError::Domain(DomainError::TicketClosed)) => {}
-                    Err(error) => return Err(error.into()),
+            match self
+                .service
+                .execute::<Ticket>(&stream, received.clone(), &metadata)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // Closed since it was chosen: a new ticket takes the message, and the new
+                // decision is recorded before it is acted on.
+                Err(ServiceError::Domain(DomainError::TicketClosed)) => {
+                    ticket_id = TicketId(crate::ids::new_id("ticket"));
+                    opens = true;
+                    self.record_route(&contact_stream, message, ticket_id, opens, &metadata)
+                        .await?;
                 }
+                Err(error) => return Err(error.into()),
             }
         }
-        let ticket_id = TicketId(crate::ids::new_id("ticket"));
         self.open_ticket(
             ticket_id,
             &connected,
@@ -121,22 +129,69 @@ impl Reaction for Inbound {
             &metadata,
         )
         .await?;
-        self.service
-            .execute::<Contact>(
-                &contact_stream,
-                ContactCommand::StartTicket {
-                    ticket_id,
-                    platform_message_id: message.platform_message_id.clone(),
-                    at: message.at,
-                },
-                &metadata,
-            )
-            .await?;
         Ok(())
     }
 }
 
 impl Inbound {
+    /// Where the message goes, decided once and recorded on the contact before anything is
+    /// written to a ticket: the contact's current ticket if it still takes messages (New, Open
+    /// or Pending), else a new one. A replay finds the decision and keeps it.
+    async fn route(
+        &self,
+        contact_stream: &parley_eventlog::StreamId,
+        message: &SocialMessageReceived,
+        metadata: &Metadata,
+    ) -> Result<(TicketId, bool), ReactionError> {
+        let (contact, _, _) = self.service.load::<Contact>(contact_stream).await?;
+        if let Some(decided) = contact.route(&message.platform_message_id) {
+            return Ok(decided);
+        }
+        let current = match &contact.ticket {
+            Some((ticket_id, _)) => {
+                let stream = CommandService::stream::<Ticket>(ticket_id)?;
+                let (ticket, _, _) = self.service.load::<Ticket>(&stream).await?;
+                let open = ticket.id.is_some()
+                    && matches!(
+                        ticket.status,
+                        TicketStatus::New | TicketStatus::Open | TicketStatus::Pending
+                    );
+                open.then_some(*ticket_id)
+            }
+            None => None,
+        };
+        let decided = match current {
+            Some(ticket_id) => (ticket_id, false),
+            None => (TicketId(crate::ids::new_id("ticket")), true),
+        };
+        self.record_route(contact_stream, message, decided.0, decided.1, metadata)
+            .await?;
+        Ok(decided)
+    }
+
+    async fn record_route(
+        &self,
+        contact_stream: &parley_eventlog::StreamId,
+        message: &SocialMessageReceived,
+        ticket_id: TicketId,
+        opens_ticket: bool,
+        metadata: &Metadata,
+    ) -> Result<(), ReactionError> {
+        self.service
+            .execute::<Contact>(
+                contact_stream,
+                ContactCommand::Route {
+                    platform_message_id: message.platform_message_id.clone(),
+                    ticket_id,
+                    opens_ticket,
+                    at: message.at,
+                },
+                metadata,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The customer met through the account, with the platform's profile kept on them.
     async fn customer(
         &self,
@@ -159,15 +214,15 @@ impl Inbound {
         let customer = match (known.id, known.merged_into) {
             (Some(id), None) => id,
             _ => {
-                self.service
-                    .first_contact(
-                        identity,
-                        message.profile.name.clone(),
-                        None,
-                        message.at,
-                        metadata,
-                    )
-                    .await?
+                let met = |name: Option<String>| {
+                    self.service
+                        .first_contact(identity.clone(), name, None, message.at, metadata)
+                };
+                match met(message.profile.name.clone()).await {
+                    // A name the customer record refuses never keeps the message out.
+                    Err(ServiceError::Domain(DomainError::Invalid { .. })) => met(None).await?,
+                    other => other?,
+                }
             }
         };
         let same_profile = |state: &Customer| {
@@ -278,6 +333,11 @@ impl Inbound {
             });
             let Some(reference) = media_ref(media) else {
                 attachments.push(unavailable(&name, media, "unknown media source"));
+                continue;
+            };
+            // Bounded: each fetch holds its file in memory until it is stored.
+            let Ok(_permit) = self.downloads.acquire().await else {
+                attachments.push(unavailable(&name, media, "the server is stopping"));
                 continue;
             };
             let mut pause = MEDIA_RETRY_FIRST;

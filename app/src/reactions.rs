@@ -373,17 +373,36 @@ impl Reactions {
     }
 }
 
+/// What the runner turns a stored event into for a reaction (`None` for an event it cannot
+/// decode).
+pub fn cause(recorded: RecordedEvent) -> Option<Cause> {
+    let envelope = feed::decode(&recorded).ok()?;
+    Some(Cause {
+        event_id: recorded.event_id,
+        stream: recorded.stream_id,
+        event_type: recorded.event_type,
+        envelope,
+    })
+}
+
+/// Handles one event once, as the runner does each time it meets it (a replay after a crash
+/// meets it again): inside the event's [`IdSource`].
+pub async fn react_once(reaction: &dyn Reaction, cause: &Cause) -> Result<(), ReactionError> {
+    IdSource::new(
+        &format!("reaction:{}", reaction.name()),
+        &cause.event_id.to_string(),
+        cause.recorded_at(),
+    )
+    .scope(reaction.react(cause))
+    .await
+}
+
 /// Handles one event until it succeeds or is skipped.
 async fn handle(reaction: &dyn Reaction, cause: &Cause) {
     let name = reaction.name();
     let mut backoff = RETRY_FIRST;
     loop {
-        let ids = IdSource::new(
-            &format!("reaction:{name}"),
-            &cause.event_id.to_string(),
-            cause.recorded_at(),
-        );
-        match ids.scope(reaction.react(cause)).await {
+        match react_once(reaction, cause).await {
             Ok(()) => {
                 metrics::counter!("parley_reaction_handled_total", "reaction" => name).increment(1);
                 return;

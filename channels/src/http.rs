@@ -567,6 +567,24 @@ pub fn media_status_failure(status: StatusCode, text: String) -> MediaError {
     }
 }
 
+/// X's hosts that serve direct messages' media.
+const X_MEDIA_HOSTS: &[&str] = &["ton.twitter.com", "api.x.com", "api.twitter.com"];
+
+/// Whether `url` is on one of X's media hosts or on the account's own API host (a stand-in).
+pub fn is_platform_host(url: &str, api_base: &str) -> bool {
+    let host = |url: &str| {
+        reqwest::Url::parse(url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+    };
+    match host(url) {
+        Some(found) => {
+            X_MEDIA_HOSTS.contains(&found.as_str()) || host(api_base).as_deref() == Some(&found)
+        }
+        None => false,
+    }
+}
+
 /// Fetches a file a platform gave as a plain URL (Messenger, X, WeChat's `PicUrl`). When the
 /// account has an `access_token` it is sent as a bearer token (X's media URLs want it); it is
 /// not sent on to another host if the URL redirects.
@@ -679,5 +697,26 @@ mod tests {
         let long = "é".repeat(600);
         assert_eq!(clip(&long).chars().count(), MAX_TEXT_CHARS + 1);
         assert_eq!(clip("short"), "short");
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::is_platform_host;
+
+    #[test]
+    fn the_token_goes_to_x_or_the_accounts_own_api_only() {
+        let base = "http://127.0.0.1:4000";
+        assert!(is_platform_host(
+            "https://ton.twitter.com/1.1/ton/data/dm/1/2/a.jpg",
+            base
+        ));
+        assert!(is_platform_host("http://127.0.0.1:4000/files/a", base));
+        assert!(!is_platform_host("https://attacker.example/a.jpg", base));
+        assert!(!is_platform_host(
+            "https://ton.twitter.com.attacker.example/a",
+            base
+        ));
+        assert!(!is_platform_host("not a url", base));
     }
 }

@@ -122,12 +122,15 @@ pub async fn download(
         (Platform::Wechat, MediaSource::WechatMedia(id)) => {
             wechat::download(client, account, secrets, id).await
         }
-        // A plain URL is fetched as it is; WeChat's (`PicUrl`) without the account's secrets.
-        (Platform::Wechat, MediaSource::Url(_)) => {
-            http::download_url(client, &Secrets::default(), media).await
-        }
-        (_, MediaSource::Url(_)) | (Platform::Messenger | Platform::X, _) => {
+        // X's media want the account's token: it goes to X's own hosts (or the account's API
+        // base), never to a host a webhook named.
+        (Platform::X, MediaSource::Url(url)) if http::is_platform_host(url, &account.api_base) => {
             http::download_url(client, secrets, media).await
+        }
+        // Any other plain URL (Messenger's CDN links, WeChat's `PicUrl`, LINE's external
+        // content) is fetched as it is, without the account's secrets.
+        (_, MediaSource::Url(_)) | (Platform::Messenger | Platform::X, _) => {
+            http::download_url(client, &Secrets::default(), media).await
         }
         (Platform::Whatsapp, _) => not_its("a WhatsApp media id"),
         (Platform::Line, _) => not_its("a LINE message's content"),

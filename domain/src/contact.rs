@@ -6,8 +6,9 @@
 //! A contact's stream is where a platform's webhook lands: each message the person sends is
 //! recorded here as it arrived, once (its event id is derived from the platform's message id,
 //! so a redelivery appends nothing), before anything else happens. The inbound reaction then
-//! makes it a customer's message on a ticket, and records here which ticket the contact's
-//! messages currently continue.
+//! records here which ticket the message goes to (continuing the current one, or opening a new
+//! one that becomes current) before it writes to that ticket: a replay reads the decision back
+//! instead of deciding again on a state that may have changed.
 
 use crate::channel::ChannelId;
 use crate::ids::TicketId;
@@ -20,6 +21,10 @@ use uuid::Uuid;
 pub const MAX_TEXT_CHARS: usize = 50_000;
 /// The most files one message carries.
 pub const MAX_MEDIA: usize = 32;
+
+/// How many of the latest routing decisions a contact keeps (a replay concerns the last page
+/// of the log at most).
+pub const ROUTES_KEPT: usize = 256;
 
 /// Namespace of contact ids (a fixed random UUID).
 const CONTACT_NAMESPACE: Uuid = Uuid::from_u128(0x2f0b_8d61_4c3a_4e97_a5d2_7e18_90c4_b356);
@@ -107,12 +112,13 @@ pub struct SocialContactFollowed {
     pub at: Timestamp,
 }
 
-/// From now on the contact's messages continue this ticket.
+/// Where a message goes: the ticket it continues, or the one it opens (which its later
+/// messages then continue).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SocialTicketStarted {
-    pub ticket_id: TicketId,
-    /// The message that opened it.
+pub struct SocialMessageRouted {
     pub platform_message_id: String,
+    pub ticket_id: TicketId,
+    pub opens_ticket: bool,
     pub at: Timestamp,
 }
 
@@ -121,7 +127,7 @@ event_family! {
     pub enum ContactEvent {
         SocialMessageReceived,
         SocialContactFollowed,
-        SocialTicketStarted,
+        SocialMessageRouted,
     }
 }
 
@@ -129,9 +135,11 @@ event_family! {
 pub enum ContactCommand {
     Receive(SocialMessageReceived),
     Follow(SocialContactFollowed),
-    StartTicket {
-        ticket_id: TicketId,
+    /// Sends a message to a ticket; the same decision again is a no-op.
+    Route {
         platform_message_id: String,
+        ticket_id: TicketId,
+        opens_ticket: bool,
         at: Timestamp,
     },
 }
@@ -143,8 +151,23 @@ pub struct Contact {
     pub profile: SocialProfile,
     /// The ticket the contact's messages continue, and the message that opened it.
     pub ticket: Option<(TicketId, String)>,
+    /// The latest routing decisions (at most [`ROUTES_KEPT`]): message, ticket, whether it
+    /// opened the ticket.
+    pub routes: std::collections::VecDeque<(String, TicketId, bool)>,
     pub following: Option<bool>,
     pub messages: u64,
+}
+
+impl Contact {
+    /// Where a message was sent, if it was (among the latest [`ROUTES_KEPT`]): the ticket and
+    /// whether it opened it.
+    pub fn route(&self, platform_message_id: &str) -> Option<(TicketId, bool)> {
+        self.routes
+            .iter()
+            .rev()
+            .find(|(message, _, _)| message == platform_message_id)
+            .map(|(_, ticket, opens)| (*ticket, *opens))
+    }
 }
 
 fn check_profile(profile: &SocialProfile) -> Result<(), DomainError> {
@@ -194,21 +217,23 @@ impl Aggregate for Contact {
                 }
                 Ok(vec![follow.into()])
             }
-            ContactCommand::StartTicket {
-                ticket_id,
+            ContactCommand::Route {
                 platform_message_id,
+                ticket_id,
+                opens_ticket,
                 at,
             } => {
                 if self.id.is_none() {
                     return Err(DomainError::ContactNotFound);
                 }
-                if self.ticket.as_ref().is_some_and(|(id, _)| *id == ticket_id) {
+                if self.route(&platform_message_id) == Some((ticket_id, opens_ticket)) {
                     return Ok(vec![]);
                 }
                 Ok(vec![
-                    SocialTicketStarted {
-                        ticket_id,
+                    SocialMessageRouted {
                         platform_message_id,
+                        ticket_id,
+                        opens_ticket,
                         at,
                     }
                     .into(),
@@ -231,8 +256,17 @@ impl Aggregate for Contact {
                 self.profile = e.profile.clone();
                 self.following = Some(e.followed);
             }
-            ContactEvent::SocialTicketStarted(e) => {
-                self.ticket = Some((e.ticket_id, e.platform_message_id.clone()));
+            ContactEvent::SocialMessageRouted(e) => {
+                if e.opens_ticket {
+                    self.ticket = Some((e.ticket_id, e.platform_message_id.clone()));
+                }
+                self.routes
+                    .retain(|(message, _, _)| *message != e.platform_message_id);
+                self.routes
+                    .push_back((e.platform_message_id.clone(), e.ticket_id, e.opens_ticket));
+                while self.routes.len() > ROUTES_KEPT {
+                    self.routes.pop_front();
+                }
             }
         }
         self
@@ -293,25 +327,43 @@ mod tests {
     }
 
     #[test]
-    fn starting_the_current_ticket_again_is_a_no_op() {
-        let started = SocialTicketStarted {
-            ticket_id: TicketId(Uuid::from_u128(9)),
+    fn a_message_is_routed_once_and_an_opening_makes_its_ticket_current() {
+        let route = |ticket: u128, opens: bool| ContactCommand::Route {
             platform_message_id: "wamid.1".into(),
+            ticket_id: TicketId(Uuid::from_u128(ticket)),
+            opens_ticket: opens,
             at: T0,
         };
-        given::<Contact>([received("hi").into(), started.clone().into()])
-            .when(ContactCommand::StartTicket {
-                ticket_id: started.ticket_id,
-                platform_message_id: "wamid.2".into(),
-                at: T0,
-            })
+        let routed = SocialMessageRouted {
+            platform_message_id: "wamid.1".into(),
+            ticket_id: TicketId(Uuid::from_u128(9)),
+            opens_ticket: true,
+            at: T0,
+        };
+        let state = given::<Contact>([received("hi").into()])
+            .when(route(9, true))
+            .then([routed.clone().into()]);
+        assert_eq!(
+            state.ticket,
+            Some((TicketId(Uuid::from_u128(9)), "wamid.1".into()))
+        );
+        assert_eq!(
+            state.route("wamid.1"),
+            Some((TicketId(Uuid::from_u128(9)), true))
+        );
+        given::<Contact>([received("hi").into(), routed.clone().into()])
+            .when(route(9, true))
             .then(Vec::<ContactEvent>::new());
+        // Sent elsewhere after all (the ticket closed meanwhile): the later decision stands.
+        let state = given::<Contact>([received("hi").into(), routed.into()])
+            .when(route(10, true))
+            .then_accepted();
+        assert_eq!(
+            state.route("wamid.1"),
+            Some((TicketId(Uuid::from_u128(10)), true))
+        );
         given::<Contact>([])
-            .when(ContactCommand::StartTicket {
-                ticket_id: started.ticket_id,
-                platform_message_id: "wamid.2".into(),
-                at: T0,
-            })
+            .when(route(9, true))
             .then_err(DomainError::ContactNotFound);
     }
 }

@@ -1470,9 +1470,10 @@ impl Workload {
         self.run(
             format!("contact-{}", contact.0),
             &mut contact.1,
-            ContactCommand::StartTicket {
-                ticket_id: id,
+            ContactCommand::Route {
                 platform_message_id: opened_by,
+                ticket_id: id,
+                opens_ticket: true,
                 at,
             },
         );
@@ -1536,7 +1537,18 @@ impl Workload {
             && let Some(contact) = contact
             && let (Some(account), Some(info)) = (contact.1.channel_id, state.channel_info.clone())
         {
-            self.social_message(contact, account, &info.customer_handle);
+            let message = self.social_message(contact, account, &info.customer_handle);
+            let at = self.at();
+            self.run(
+                format!("contact-{}", contact.0),
+                &mut contact.1,
+                ContactCommand::Route {
+                    platform_message_id: message,
+                    ticket_id: id,
+                    opens_ticket: false,
+                    at,
+                },
+            );
         }
         let command = match (roll, pending_reply, follower) {
             (0..=299, ..) => T::ReceiveCustomerMessage {

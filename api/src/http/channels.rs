@@ -241,6 +241,19 @@ fn check_names(
     Ok(())
 }
 
+/// Every id the platform's webhooks and sends need.
+fn check_required_ids(platform: Platform, ids: &BTreeMap<String, String>) -> Result<(), Problem> {
+    for (name, required) in platform.id_names() {
+        if *required && ids.get(*name).is_none_or(|v| v.trim().is_empty()) {
+            return Err(Problem::invalid(format!(
+                "platform_ids.{name}: required for a {} account",
+                platform.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_secret(name: &str, value: &str) -> Result<(), Problem> {
     if value.is_empty() || value.len() > MAX_SECRET_BYTES || value.chars().any(char::is_control) {
         return Err(Problem::invalid(format!(
@@ -269,19 +282,7 @@ async fn create_channel(
     let platform = Platform::from(new.platform);
     let given: BTreeSet<&str> = new.secrets.keys().map(String::as_str).collect();
     check_names(platform, &new.platform_ids, &given)?;
-    for (name, required) in platform.id_names() {
-        if *required
-            && new
-                .platform_ids
-                .get(*name)
-                .is_none_or(|v| v.trim().is_empty())
-        {
-            return Err(Problem::invalid(format!(
-                "platform_ids.{name}: required for a {} account",
-                platform.name()
-            )));
-        }
-    }
+    check_required_ids(platform, &new.platform_ids)?;
     for (name, required) in platform.secret_names() {
         if *required && !new.secrets.contains_key(*name) {
             return Err(Problem::invalid(format!(
@@ -389,10 +390,19 @@ async fn change_channel(
     caller.require_admin()?;
     let id = ChannelId(channel_id);
     let stream = CommandService::stream::<ChannelAccount>(id)?;
-    let (account, _, _) = state.service.load::<ChannelAccount>(&stream).await?;
+    let (account, version, _) = state.service.load::<ChannelAccount>(&stream).await?;
     let (Some(channel), false) = (account.channel, account.removed) else {
         return Err(Problem::not_found("no such channel account"));
     };
+    // Checked before the secrets are written: a stale change replaces nothing. (The command
+    // checks it again against the log.)
+    if let Some(expected) = if_match.filter(|expected| *expected != version) {
+        return Err(crate::service::ServiceError::VersionMismatch {
+            expected,
+            current: version,
+        }
+        .into());
+    }
     let platform =
         platform_of(channel).ok_or_else(|| Problem::not_found("no such channel account"))?;
     let given: BTreeSet<&str> = change.secrets.keys().map(String::as_str).collect();
@@ -401,6 +411,7 @@ async fn change_channel(
         .clone()
         .unwrap_or_else(|| account.platform_ids.clone());
     check_names(platform, &ids, &given)?;
+    check_required_ids(platform, &ids)?;
     for (name, value) in &change.secrets {
         match value {
             Some(value) => check_secret(name, value)?,
@@ -522,13 +533,18 @@ async fn remove_channel(
             &caller.metadata(),
             if_match,
         )
-        .await
-        .map_err(|error| match error {
-            crate::service::ServiceError::Domain(DomainError::ChannelNotFound) => {
-                Problem::not_found("no such channel account")
-            }
-            other => other.into(),
-        })?;
-    state.channels.drop_secrets(id).await?;
-    Ok(Json(CommandReply::new(id, &executed)))
+        .await;
+    match executed {
+        Ok(executed) => {
+            state.channels.drop_secrets(id).await?;
+            Ok(Json(CommandReply::new(id, &executed)))
+        }
+        // Removed already (or never there): its secrets are forgotten all the same, so a retry
+        // after a crash between the two steps leaves none behind.
+        Err(crate::service::ServiceError::Domain(DomainError::ChannelNotFound)) => {
+            state.channels.drop_secrets(id).await?;
+            Err(Problem::not_found("no such channel account"))
+        }
+        Err(other) => Err(other.into()),
+    }
 }

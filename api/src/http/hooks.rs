@@ -12,11 +12,12 @@
 //!   deliver again. The inbound reaction then turns each message into a ticket's message.
 
 use super::AppState;
+use super::extract::Path;
 use crate::ids::IdSource;
 use crate::problem::Problem;
 use crate::service::{CommandService, ServiceError};
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parley_app::channels::Connected;
@@ -45,8 +46,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// How long a receipt waits for the read model to know the reply it names.
 const RECEIPT_WAIT: Duration = Duration::from_secs(2);
-/// Longest profile field kept, in characters.
-const MAX_PROFILE_CHARS: usize = 256;
+/// Longest profile field kept, in characters: a customer's name is at most 200.
+const MAX_PROFILE_CHARS: usize = 200;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -297,13 +298,16 @@ impl Recorder<'_> {
                 .take(parley_domain::contact::MAX_MEDIA)
                 .map(media)
                 .collect(),
-            reply_token: message.reply_token.map(|token| clip(&token, 512)),
+            reply_token: message
+                .reply_token
+                .map(|token| clip(&token, 512))
+                .filter(|token| !token.trim().is_empty()),
             sent_at: sent_at(message.at_micros, at),
             at,
         };
         let key = format!("message:{}", message.platform_message_id);
         let executed = self
-            .ids(&key, received.sent_at.0)
+            .ids(&key, message.at_micros)
             .scope(self.state.service.execute::<Contact>(
                 &stream,
                 ContactCommand::Receive(received),
@@ -342,7 +346,7 @@ impl Recorder<'_> {
             followed,
             at: sent_at(at_micros, at),
         });
-        self.ids(&key, sent_at(at_micros, at).0)
+        self.ids(&key, at_micros)
             .scope(
                 self.state
                     .service
@@ -359,8 +363,15 @@ impl Recorder<'_> {
         }
         let Some((ticket_id, reply_id)) = self.sent(&receipt.platform_message_id).await? else {
             // A reply sent by another system, or one whose outcome is not recorded yet (a
-            // "sent" receipt can overtake the send's own answer): nothing to attach it to.
+            // receipt can overtake the send's own answer): nothing to attach it to. A failure
+            // must not be lost: the platform is asked to deliver it again later.
             metrics::counter!("parley_webhook_receipts_unmatched_total", "platform" => self.connected.account.platform.name()).increment(1);
+            if matches!(receipt.status, PlatformReceipt::Failed { .. }) {
+                return Err(Problem::unavailable(
+                    "the reply this failure is about is not recorded yet; deliver it again",
+                    5,
+                ));
+            }
             return Ok(());
         };
         let (status, code, text) = match receipt.status {
@@ -383,7 +394,7 @@ impl Recorder<'_> {
             text,
             at: sent_at(receipt.at_micros, at),
         };
-        self.ids(&key, sent_at(receipt.at_micros, at).0)
+        self.ids(&key, receipt.at_micros)
             .scope(
                 self.state
                     .service

@@ -24,8 +24,8 @@ use parley_domain::conversation::Channel;
 use parley_domain::customer::{ChannelIdentity, Customer};
 use parley_domain::ids::{AgentId, CustomerId, TicketId};
 use parley_domain::ticket::{
-    ChannelInfo, CreateTicket, Priority, title_from_message, ReplyState, Ticket, TicketCommand,
-    TicketSource, TicketStatus, TicketType,
+    ChannelInfo, CreateTicket, Priority, ReplyState, Ticket, TicketCommand, TicketSource,
+    TicketStatus, TicketType, title_from_message,
 };
 use parley_domain::{Aggregate, DomainError, Timestamp};
 use parley_eventlog::{Metadata, StreamId, StreamVersion};
