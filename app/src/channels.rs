@@ -81,6 +81,9 @@ pub struct Directory {
     store: Store,
     service: CommandService,
     cached: Mutex<HashMap<ChannelId, (Secrets, Instant)>>,
+    /// Accounts as last read, each kept for [`SECRETS_TTL`] (every webhook and every message
+    /// needs its account; a change made through this node is seen at once, [`Directory::forget`]).
+    accounts: Mutex<HashMap<ChannelId, (Option<Arc<Connected>>, Instant)>>,
     links: tokio::sync::OnceCell<FileLinks>,
 }
 
@@ -150,6 +153,7 @@ impl Directory {
             store: models.side_store(url, STORE_NAME, SCHEMA).await?,
             service,
             cached: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
             links: tokio::sync::OnceCell::new(),
         })
     }
@@ -200,8 +204,33 @@ impl Directory {
         Ok(links.clone())
     }
 
-    /// The account and its secrets, unless it does not exist or was removed.
-    pub async fn get(&self, id: ChannelId) -> Result<Option<Connected>, DirectoryError> {
+    /// The account and its secrets, unless it does not exist or was removed (as read at most
+    /// [`SECRETS_TTL`] ago).
+    pub async fn get(&self, id: ChannelId) -> Result<Option<Arc<Connected>>, DirectoryError> {
+        if let Ok(accounts) = self.accounts.lock()
+            && let Some((account, read_at)) = accounts.get(&id)
+            && read_at.elapsed() < SECRETS_TTL
+        {
+            return Ok(account.clone());
+        }
+        let account = self.read(id).await?.map(Arc::new);
+        if let Ok(mut accounts) = self.accounts.lock() {
+            accounts.insert(id, (account.clone(), Instant::now()));
+        }
+        Ok(account)
+    }
+
+    /// Forgets what this node read of an account: the next [`Directory::get`] reads it again.
+    pub fn forget(&self, id: ChannelId) {
+        if let Ok(mut accounts) = self.accounts.lock() {
+            accounts.remove(&id);
+        }
+        if let Ok(mut cached) = self.cached.lock() {
+            cached.remove(&id);
+        }
+    }
+
+    async fn read(&self, id: ChannelId) -> Result<Option<Connected>, DirectoryError> {
         let stream = CommandService::stream::<ChannelAccount>(id)?;
         let (state, _, _) = self.service.load::<ChannelAccount>(&stream).await?;
         let (Some(channel), false) = (state.channel, state.removed) else {
@@ -290,9 +319,7 @@ impl Directory {
                 Ok::<_, StoreError>(())
             })
             .await?;
-        if let Ok(mut cached) = self.cached.lock() {
-            cached.remove(&id);
-        }
+        self.forget(id);
         Ok(())
     }
 
@@ -308,9 +335,7 @@ impl Directory {
                 Ok::<_, StoreError>(())
             })
             .await?;
-        if let Ok(mut cached) = self.cached.lock() {
-            cached.remove(&id);
-        }
+        self.forget(id);
         Ok(())
     }
 }

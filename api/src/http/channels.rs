@@ -499,6 +499,8 @@ async fn record(
         events: first.events + rotated.events,
         ..rotated
     };
+    // This node's webhooks and reactions see the change at once (other nodes within 5 s).
+    state.channels.forget(id);
     let (account, _, _) = state.service.load::<ChannelAccount>(&stream).await?;
     Ok(ChannelAnswer {
         reply: CommandReply::new(id, &executed),

@@ -58,7 +58,7 @@ pub struct HookPath {
 }
 
 /// The account a hook's path names, if it is connected on that platform.
-async fn account(state: &AppState, path: &HookPath) -> Result<Connected, Problem> {
+async fn account(state: &AppState, path: &HookPath) -> Result<std::sync::Arc<Connected>, Problem> {
     let unknown = || Problem::not_found("no such channel account");
     let platform = Platform::from_name(&path.platform).ok_or_else(unknown)?;
     let connected = state
