@@ -179,8 +179,8 @@ const INTERNAL_PERCENT: u64 = 3;
 const BUSINESS_HOURS_PER_100K: u64 = 3;
 const REPORT_RULES_PER_100K: u64 = 2;
 const WIDGET_MESSAGES_PER_100K: u64 = 4;
-const TOKEN_ISSUES_PER_100K: u64 = 30;
-const TOKEN_REVOCATIONS_PER_100K: u64 = 15;
+const TOKEN_ISSUES_PER_100K: u64 = 40;
+const TOKEN_REVOCATIONS_PER_100K: u64 = 40;
 const ADMIN_PER_100K: u64 = BUSINESS_HOURS_PER_100K
     + REPORT_RULES_PER_100K
     + WIDGET_MESSAGES_PER_100K
@@ -1273,7 +1273,7 @@ impl Workload {
                     self.accounts.remove(i);
                     return self.account(channel);
                 }
-                1..=2 => {
+                1..=4 => {
                     let name = self.text(3);
                     let platform_ids = state.platform_ids.clone();
                     self.run(
@@ -1288,7 +1288,7 @@ impl Workload {
                         },
                     );
                 }
-                3..=4 => {
+                5..=7 => {
                     self.run(
                         stream,
                         &mut state,
@@ -1582,7 +1582,7 @@ impl Workload {
                 at,
             },
             // The platform reports a delivered reply read.
-            (700..=719, ..) if delivered_reply.is_some() => T::RecordReceipt {
+            (700..=739, ..) if delivered_reply.is_some() => T::RecordReceipt {
                 reply_id: delivered_reply.unwrap_or_default(),
                 status: ReceiptStatus::Read,
                 code: None,
