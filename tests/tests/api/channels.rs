@@ -670,7 +670,15 @@ async fn admins_manage_channel_accounts(backend: Backend) {
             "{refused}"
         );
     }
-    let list = expect(app.get_as(&app.admin, "/api/v1/channels").await, 200).await;
+    // Read once the read model has applied everything so far (the account's creation).
+    let health = expect(app.get("/health").await, 200).await;
+    let list = app
+        .get_as(
+            &app.admin,
+            &format!("/api/v1/channels?position={}", health["log_head"]),
+        )
+        .await;
+    let list = expect(list, 200).await;
     assert_eq!(list["channels"][0]["channel_id"], id.as_str());
     assert_eq!(list["channels"][0]["secrets"]["channel_secret"], true);
 
