@@ -1,7 +1,7 @@
 //! A stand-in for the five platforms' APIs, on one local port, for tests and benchmarks
 //! (feature `standin`).
 //!
-//! ```ignore
+//! ```text
 //! let standin = StandIn::start();                       // inside a tokio runtime
 //! let account = standin.account(Platform::Whatsapp);    // api_base = standin.base_url()
 //! let secrets = standin.secrets(Platform::Whatsapp);
