@@ -7,17 +7,19 @@
 //! 2. the files that came with it fetched from the platform into the file store (tried
 //!    [`MEDIA_ATTEMPTS`] times; a file that cannot be fetched stays on the message as an
 //!    attachment saying why, so the message is never lost);
-//! 3. where it goes, decided once and recorded on the contact (`SocialMessageRouted`) before
-//!    any ticket is written to: the contact's current ticket when it is New, Open or Pending (a
-//!    Pending one reopens), else a new social ticket opened from this message (tagged with the
-//!    channel and `messaging_support`, its channel info naming the account), which becomes the
-//!    contact's current one;
+//! 3. the ticket that was the contact's current one when the message came continued, when it
+//!    is New, Open or Pending (a Pending one reopens); else a new social ticket opened from this
+//!    message (tagged with the channel and `messaging_support`, its channel info naming the
+//!    account), recorded on the contact (`SocialMessageRouted`) before it is created, which
+//!    becomes the contact's current one;
 //! 4. the message recorded on that ticket.
 //!
 //! Every id it mints, and every event id it appends, is derived from the message's event
-//! (ADR 12): handled again after a crash, it appends nothing new, and it reads back where the
-//! first attempt sent the message instead of deciding again on a state an agent may have
-//! changed since.
+//! (ADR 12): handled again after a crash, it appends nothing new, and it takes the way its
+//! first attempt took instead of deciding again on a state an agent may have changed since: a
+//! ticket it opened is on the contact; a ticket it continued is the one current when the
+//! message came (later messages' openings do not count), and the log tells that it wrote there
+//! (`CommandService::acted_before`) even if an agent solved it since.
 
 use crate::channels::{Connected, Directory};
 use crate::files::FileStore;
@@ -134,9 +136,10 @@ impl Reaction for Inbound {
 }
 
 impl Inbound {
-    /// Where the message goes, decided once and recorded on the contact before anything is
-    /// written to a ticket: the contact's current ticket if it still takes messages (New, Open
-    /// or Pending), else a new one. A replay finds the decision and keeps it.
+    /// Where the message goes: the ticket that was the contact's current one when it came, if
+    /// that ticket still takes messages (New, Open or Pending) or the first attempt already
+    /// wrote the message there; else a new ticket, recorded on the contact before it is
+    /// created. A replay takes the way its first attempt took.
     async fn route(
         &self,
         contact_stream: &parley_eventlog::StreamId,
@@ -144,29 +147,25 @@ impl Inbound {
         metadata: &Metadata,
     ) -> Result<(TicketId, bool), ReactionError> {
         let (contact, _, _) = self.service.load::<Contact>(contact_stream).await?;
-        if let Some(decided) = contact.route(&message.platform_message_id) {
-            return Ok(decided);
+        if let Some((ticket_id, true)) = contact.route(&message.platform_message_id) {
+            return Ok((ticket_id, true));
         }
-        let current = match &contact.ticket {
-            Some((ticket_id, _)) => {
-                let stream = CommandService::stream::<Ticket>(ticket_id)?;
-                let (ticket, _, _) = self.service.load::<Ticket>(&stream).await?;
-                let open = ticket.id.is_some()
-                    && matches!(
-                        ticket.status,
-                        TicketStatus::New | TicketStatus::Open | TicketStatus::Pending
-                    );
-                open.then_some(*ticket_id)
+        if let Some(ticket_id) = contact.ticket_for(&message.platform_message_id) {
+            let stream = CommandService::stream::<Ticket>(ticket_id)?;
+            let (ticket, _, _) = self.service.load::<Ticket>(&stream).await?;
+            let open = ticket.id.is_some()
+                && matches!(
+                    ticket.status,
+                    TicketStatus::New | TicketStatus::Open | TicketStatus::Pending
+                );
+            if open || self.service.acted_before(&stream).await? {
+                return Ok((ticket_id, false));
             }
-            None => None,
-        };
-        let decided = match current {
-            Some(ticket_id) => (ticket_id, false),
-            None => (TicketId(crate::ids::new_id("ticket")), true),
-        };
-        self.record_route(contact_stream, message, decided.0, decided.1, metadata)
+        }
+        let ticket_id = TicketId(crate::ids::new_id("ticket"));
+        self.record_route(contact_stream, message, ticket_id, true, metadata)
             .await?;
-        Ok(decided)
+        Ok((ticket_id, true))
     }
 
     async fn record_route(

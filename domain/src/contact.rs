@@ -6,9 +6,9 @@
 //! A contact's stream is where a platform's webhook lands: each message the person sends is
 //! recorded here as it arrived, once (its event id is derived from the platform's message id,
 //! so a redelivery appends nothing), before anything else happens. The inbound reaction then
-//! records here which ticket the message goes to (continuing the current one, or opening a new
-//! one that becomes current) before it writes to that ticket: a replay reads the decision back
-//! instead of deciding again on a state that may have changed.
+//! records here each ticket a message opens, before it writes to it. A replay reads back where
+//! the first attempt went: the ticket it opened, or the one that was current when the message
+//! came ([`Contact::ticket_for`]), whatever later messages opened since.
 
 use crate::channel::ChannelId;
 use crate::ids::TicketId;
@@ -154,11 +154,34 @@ pub struct Contact {
     /// The latest routing decisions (at most [`ROUTES_KEPT`]): message, ticket, whether it
     /// opened the ticket.
     pub routes: std::collections::VecDeque<(String, TicketId, bool)>,
+    /// The latest messages received (at most [`ROUTES_KEPT`]) and their order (1, 2, ...).
+    pub received: std::collections::VecDeque<(String, u64)>,
+    /// The tickets messages opened (at most [`ROUTES_KEPT`]), by the order of the message that
+    /// opened each.
+    pub openings: std::collections::VecDeque<(u64, TicketId)>,
     pub following: Option<bool>,
     pub messages: u64,
 }
 
 impl Contact {
+    /// The ticket that was the contact's current one when `platform_message_id` came: the one
+    /// opened by the latest message up to it (later messages' openings do not count). Replays
+    /// read it to find the ticket a message continued, whatever opened since.
+    pub fn ticket_for(&self, platform_message_id: &str) -> Option<TicketId> {
+        let order = self
+            .received
+            .iter()
+            .rev()
+            .find(|(message, _)| message == platform_message_id)
+            .map_or(u64::MAX, |(_, order)| *order);
+        self.openings
+            .iter()
+            .rev()
+            .find(|(opened_at, _)| *opened_at <= order)
+            .map(|(_, ticket)| *ticket)
+            .or(self.ticket.as_ref().map(|(ticket, _)| *ticket))
+    }
+
     /// Where a message was sent, if it was (among the latest [`ROUTES_KEPT`]): the ticket and
     /// whether it opened it.
     pub fn route(&self, platform_message_id: &str) -> Option<(TicketId, bool)> {
@@ -249,6 +272,11 @@ impl Aggregate for Contact {
                 self.channel_id = Some(e.channel_id);
                 self.profile = e.profile.clone();
                 self.messages += 1;
+                self.received
+                    .push_back((e.platform_message_id.clone(), self.messages));
+                while self.received.len() > ROUTES_KEPT {
+                    self.received.pop_front();
+                }
             }
             ContactEvent::SocialContactFollowed(e) => {
                 self.id = Some(e.contact_id);
@@ -259,6 +287,16 @@ impl Aggregate for Contact {
             ContactEvent::SocialMessageRouted(e) => {
                 if e.opens_ticket {
                     self.ticket = Some((e.ticket_id, e.platform_message_id.clone()));
+                    let order = self
+                        .received
+                        .iter()
+                        .rev()
+                        .find(|(message, _)| *message == e.platform_message_id)
+                        .map_or(self.messages, |(_, order)| *order);
+                    self.openings.push_back((order, e.ticket_id));
+                    while self.openings.len() > ROUTES_KEPT {
+                        self.openings.pop_front();
+                    }
                 }
                 self.routes
                     .retain(|(message, _, _)| *message != e.platform_message_id);
@@ -324,6 +362,38 @@ mod tests {
                 "text",
                 "must not contain control characters (other than line breaks and tabs)",
             ));
+    }
+
+    #[test]
+    fn a_message_belongs_to_the_ticket_current_when_it_came_not_to_a_later_one() {
+        let message = |id: &str| {
+            let mut m = received("hi");
+            m.platform_message_id = id.into();
+            ContactEvent::from(m)
+        };
+        let opened = |id: &str, ticket: u128| {
+            ContactEvent::from(SocialMessageRouted {
+                platform_message_id: id.into(),
+                ticket_id: TicketId(Uuid::from_u128(ticket)),
+                opens_ticket: true,
+                at: T0,
+            })
+        };
+        // m1 opens T1; m2 comes and continues it; m3 comes (before m2's route would be known)
+        // and opens T2.
+        let contact = Contact::replay(&[
+            message("m1"),
+            opened("m1", 1),
+            message("m2"),
+            message("m3"),
+            opened("m3", 2),
+        ]);
+        let ticket = |n| Some(TicketId(Uuid::from_u128(n)));
+        assert_eq!(contact.ticket_for("m1"), ticket(1));
+        assert_eq!(contact.ticket_for("m2"), ticket(1));
+        assert_eq!(contact.ticket_for("m3"), ticket(2));
+        // A message it never met goes to the current one.
+        assert_eq!(contact.ticket_for("m9"), ticket(2));
     }
 
     #[test]

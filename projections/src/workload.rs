@@ -1537,18 +1537,7 @@ impl Workload {
             && let Some(contact) = contact
             && let (Some(account), Some(info)) = (contact.1.channel_id, state.channel_info.clone())
         {
-            let message = self.social_message(contact, account, &info.customer_handle);
-            let at = self.at();
-            self.run(
-                format!("contact-{}", contact.0),
-                &mut contact.1,
-                ContactCommand::Route {
-                    platform_message_id: message,
-                    ticket_id: id,
-                    opens_ticket: false,
-                    at,
-                },
-            );
+            self.social_message(contact, account, &info.customer_handle);
         }
         let command = match (roll, pending_reply, follower) {
             (0..=299, ..) => T::ReceiveCustomerMessage {
