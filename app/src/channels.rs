@@ -76,6 +76,9 @@ pub struct Connected {
     pub secrets: Secrets,
 }
 
+/// An account as last read (`None`: unknown or removed), and when.
+type Read = (Option<Arc<Connected>>, Instant);
+
 /// The accounts and their secrets.
 pub struct Directory {
     store: Store,
@@ -83,7 +86,7 @@ pub struct Directory {
     cached: Mutex<HashMap<ChannelId, (Secrets, Instant)>>,
     /// Accounts as last read, each kept for [`SECRETS_TTL`] (every webhook and every message
     /// needs its account; a change made through this node is seen at once, [`Directory::forget`]).
-    accounts: Mutex<HashMap<ChannelId, (Option<Arc<Connected>>, Instant)>>,
+    accounts: Mutex<HashMap<ChannelId, Read>>,
     links: tokio::sync::OnceCell<FileLinks>,
 }
 
