@@ -40,7 +40,7 @@ pub const PAGE_EVENTS: usize = 500;
 /// Most payload bytes read per page.
 pub const PAGE_BYTES: usize = 1024 * 1024;
 /// Most partitions handled at once, per reaction.
-pub const CONCURRENCY: usize = 64;
+pub const CONCURRENCY: usize = 256;
 /// First pause before an event is handled again after [`ReactionError::Retry`]; it doubles up
 /// to [`RETRY_MAX`].
 pub const RETRY_FIRST: Duration = Duration::from_millis(100);
