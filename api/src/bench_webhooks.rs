@@ -31,6 +31,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// Customers writing in: the first message of each opens a ticket.
 const CUSTOMERS: u64 = 2_000;
@@ -145,10 +146,12 @@ fn webhook(
 }
 
 /// Follows a support agent's live stream: when each webhook's message showed on its ticket
-/// (microseconds since `epoch`), and each ticket opened.
+/// (microseconds since `epoch`), each ticket opened, and how many messages and replies'
+/// outcomes it showed (watched, so that a phase's end is waited for, not polled).
 struct Watcher {
     shown_us: Arc<Vec<AtomicU64>>,
-    shown: Arc<AtomicU64>,
+    shown: watch::Receiver<u64>,
+    outcomes: watch::Receiver<u64>,
     tickets: Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -159,17 +162,20 @@ impl Watcher {
         token: &str,
         events: u64,
         epoch: Instant,
+        after: Option<u64>,
     ) -> Result<Watcher, BenchError> {
         let shown_us: Arc<Vec<AtomicU64>> =
             Arc::new((0..events).map(|_| AtomicU64::new(0)).collect());
-        let shown = Arc::new(AtomicU64::new(0));
+        let (shown, shown_seen) = watch::channel(0u64);
+        let (outcomes, outcomes_seen) = watch::channel(0u64);
         let tickets = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut response = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .get(format!("{}/api/v1/stream", server.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(http_error)?;
+            .bearer_auth(token);
+        if let Some(after) = after {
+            request = request.header("Last-Event-ID", after.to_string());
+        }
+        let mut response = request.send().await.map_err(http_error)?;
         if !response.status().is_success() {
             return Err(BenchError::Invalid(format!(
                 "the live stream: {}",
@@ -177,7 +183,7 @@ impl Watcher {
             )));
         }
         let task = {
-            let (shown_us, shown, tickets) = (shown_us.clone(), shown.clone(), tickets.clone());
+            let (shown_us, tickets) = (shown_us.clone(), tickets.clone());
             tokio::spawn(async move {
                 let mut buffer = String::new();
                 while let Ok(Some(chunk)) = response.chunk().await {
@@ -201,6 +207,10 @@ impl Watcher {
                                 &event["data"]["description"]
                             }
                             Some("CustomerMessageReceived") => &event["data"]["body"],
+                            Some("OutboundReplyDelivered" | "OutboundReplyFailed") => {
+                                outcomes.send_modify(|n| *n += 1);
+                                continue;
+                            }
                             _ => continue,
                         };
                         let k = text
@@ -209,7 +219,7 @@ impl Watcher {
                             .and_then(|k| k.parse::<usize>().ok());
                         if let Some(slot) = k.and_then(|k| shown_us.get(k)) {
                             slot.store(at, Ordering::Relaxed);
-                            shown.fetch_add(1, Ordering::Relaxed);
+                            shown.send_modify(|n| *n += 1);
                         }
                     }
                 }
@@ -217,7 +227,8 @@ impl Watcher {
         };
         Ok(Watcher {
             shown_us,
-            shown,
+            shown: shown_seen,
+            outcomes: outcomes_seen,
             tickets,
             task,
         })
@@ -230,22 +241,22 @@ impl Drop for Watcher {
     }
 }
 
-/// Waits until `done` holds, checking every 50 ms (the server tells nothing when a reaction
-/// finishes; the wait is bounded).
+/// Waits until the live stream has shown `count` of what `seen` counts (at most
+/// [`SETTLE_WITHIN`]); how long that took.
 async fn settle(
     what: &str,
-    mut done: impl AsyncFnMut() -> Result<bool, BenchError>,
+    seen: &watch::Receiver<u64>,
+    count: u64,
 ) -> Result<Duration, BenchError> {
     let started = Instant::now();
-    while !done().await? {
-        if started.elapsed() > SETTLE_WITHIN {
-            return Err(BenchError::Invalid(format!(
-                "{what} did not finish within {SETTLE_WITHIN:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut seen = seen.clone();
+    let reached = tokio::time::timeout(SETTLE_WITHIN, seen.wait_for(|n| *n >= count)).await;
+    match reached {
+        Ok(Ok(_)) => Ok(started.elapsed()),
+        _ => Err(BenchError::Invalid(format!(
+            "{what} did not finish within {SETTLE_WITHIN:?}"
+        ))),
     }
-    Ok(started.elapsed())
 }
 
 async fn health(server: &Server, client: &reqwest::Client) -> Result<Value, BenchError> {
@@ -319,7 +330,7 @@ pub(crate) async fn webhooks(args: &BenchArgs) -> Result<Value, BenchError> {
     let calls = Arc::new(calls);
     let epoch = Instant::now();
     let sent_us: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let watcher = Watcher::start(&server, &agent, total, epoch).await?;
+    let watcher = Watcher::start(&server, &agent, total, epoch, None).await?;
     let per_connection = events / connections;
     let agents: Vec<Agent> = (0..connections)
         .map(|i| Agent {
@@ -354,10 +365,7 @@ pub(crate) async fn webhooks(args: &BenchArgs) -> Result<Value, BenchError> {
     let (cpu_after, client_after) = (cpu_secs_of(&pid), cpu_secs_of("self"));
     let failures = posted.failures;
     let answered = events - failures;
-    let on_tickets = settle("the inbound reaction", async || {
-        Ok(watcher.shown.load(Ordering::Relaxed) >= answered)
-    })
-    .await?;
+    let on_tickets = settle("the inbound reaction", &watcher.shown, answered).await?;
     // The same path under a light load: a few connections, one webhook at a time each.
     let light = posting(
         &agents[..LIGHT_CONNECTIONS as usize],
@@ -367,10 +375,7 @@ pub(crate) async fn webhooks(args: &BenchArgs) -> Result<Value, BenchError> {
     )
     .await?;
     let light_answered = answered + LIGHT_WEBHOOKS - light.failures;
-    settle("the inbound reaction", async || {
-        Ok(watcher.shown.load(Ordering::Relaxed) >= light_answered)
-    })
-    .await?;
+    settle("the inbound reaction", &watcher.shown, light_answered).await?;
     let latencies = |range: std::ops::Range<u64>| -> Vec<u64> {
         range
             .filter_map(|k| {
@@ -456,14 +461,9 @@ pub(crate) async fn webhooks(args: &BenchArgs) -> Result<Value, BenchError> {
         .map(|pid| pid.to_string())
         .unwrap_or_default();
     let cpu_before = cpu_secs_of(&pid);
-    let dispatched = settle("the dispatcher", async || {
-        let health = health(&server, &client).await?;
-        Ok(health["reactions"]["dispatcher"]
-            .as_u64()
-            .unwrap_or_default()
-            >= head)
-    })
-    .await?;
+    // Every reply's outcome, from the head before the restart on.
+    let outcomes = Watcher::start(&server, &agent, 0, Instant::now(), Some(head)).await?;
+    let dispatched = settle("the dispatcher", &outcomes.outcomes, requested_ok).await?;
     let cpu = cpu_secs_of(&pid) - cpu_before;
     let sends = standin.total_attempts() - attempts_before;
     report["replies_requested"] = json!(requested_ok);

@@ -208,6 +208,15 @@ impl From<ServiceError> for Problem {
     }
 }
 
+impl From<parley_app::channels::DirectoryError> for Problem {
+    fn from(error: parley_app::channels::DirectoryError) -> Problem {
+        match error {
+            parley_app::channels::DirectoryError::Service(error) => error.into(),
+            parley_app::channels::DirectoryError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Problem {
         match error {

@@ -64,11 +64,7 @@ async fn account(state: &AppState, path: &HookPath) -> Result<std::sync::Arc<Con
     let connected = state
         .channels
         .get(ChannelId(path.channel_id))
-        .await
-        .map_err(|error| match error {
-            parley_app::channels::DirectoryError::Service(error) => Problem::from(error),
-            parley_app::channels::DirectoryError::Store(error) => Problem::from(error),
-        })?
+        .await?
         .ok_or_else(unknown)?;
     if connected.account.platform != platform {
         return Err(unknown());
@@ -205,13 +201,22 @@ async fn deliver(
     let connected = account(&state, &path).await?;
     let platform = connected.account.platform;
     let limit = state.settings.body_limit;
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        refused(platform.name(), "too-large");
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            format!("the webhook body is larger than {limit} bytes"),
-        )
+    let body = axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = error
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
+        if too_large {
+            refused(platform.name(), "too-large");
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!("the webhook body is larger than {limit} bytes"),
+            )
+        } else {
+            // The platform stopped sending: it delivers again, as for any answer but 200.
+            Problem::bad_request("the webhook body could not be read to its end")
+        }
     })?;
     let hook = request(query, &headers, body.to_vec());
     parley_channels::verify(platform, &hook, &connected.secrets)
